@@ -1,0 +1,86 @@
+use super::*;
+
+#[test]
+fn join_round_trips() {
+    let m = parse_client_message(r#"{"type":"join","v":1,"room":"abcdefghijklmnop","name":"Ada"}"#)
+        .unwrap();
+    assert_eq!(
+        m,
+        ClientMessage::Join {
+            v: 1,
+            room: "abcdefghijklmnop".into(),
+            name: "Ada".into()
+        }
+    );
+    let back = serde_json::to_string(&m).unwrap();
+    assert_eq!(parse_client_message(&back).unwrap(), m);
+}
+
+#[test]
+fn each_bad_input_has_its_own_code() {
+    let cases = [
+        ("{not json", ErrorCode::BadJson),
+        ("[1,2]", ErrorCode::BadJson),
+        (r#"{"no_type":1}"#, ErrorCode::BadMessage),
+        (r#"{"type":"teleport"}"#, ErrorCode::UnknownType),
+        (r#"{"type":"join","v":1}"#, ErrorCode::BadMessage),
+        (r#"{"type":"publish","source":"hologram"}"#, ErrorCode::BadMessage),
+        (r#"{"type":"leave","extra":true}"#, ErrorCode::BadMessage),
+    ];
+    for (text, code) in cases {
+        let err = parse_client_message(text).unwrap_err();
+        assert_eq!(err.code, code, "{text}: {}", err.message);
+        assert!(!err.message.is_empty());
+    }
+}
+
+#[test]
+fn unknown_type_is_truncated_in_the_message() {
+    let long = "x".repeat(10_000);
+    let err = parse_client_message(&format!(r#"{{"type":"{long}"}}"#)).unwrap_err();
+    assert_eq!(err.code, ErrorCode::UnknownType);
+    assert!(err.message.len() < 100);
+}
+
+#[test]
+fn error_serializes_flat() {
+    let m = ServerMessage::error(ErrorCode::NotJoined, "join first");
+    assert_eq!(
+        serde_json::to_string(&m).unwrap(),
+        r#"{"type":"error","code":"not_joined","message":"join first"}"#
+    );
+}
+
+#[test]
+fn room_ids() {
+    assert!(RoomId::parse("abcdefghijklmnop").is_ok());
+    assert!(RoomId::parse("Ab3_-xYz01234567890").is_ok());
+    assert_eq!(RoomId::parse("short"), Err(RoomIdError::Length(5)));
+    assert_eq!(
+        RoomId::parse("abcdefghijklmnop/"),
+        Err(RoomIdError::Character)
+    );
+    assert_eq!(RoomId::parse(&"a".repeat(65)), Err(RoomIdError::Length(65)));
+}
+
+#[test]
+fn participant_id_is_hex() {
+    let id = ParticipantId(0xdead_beef);
+    let s = serde_json::to_string(&id).unwrap();
+    assert_eq!(s, "\"00000000deadbeef\"");
+    assert_eq!(serde_json::from_str::<ParticipantId>(&s).unwrap(), id);
+    assert!(serde_json::from_str::<ParticipantId>("\"xyz\"").is_err());
+}
+
+#[test]
+fn offer_serializes_slots_by_source_name() {
+    let mut slots = BTreeMap::new();
+    slots.insert(Source::Microphone, "0".to_string());
+    let m = ServerMessage::Offer {
+        sdp: "v=0".into(),
+        slots,
+        tracks: BTreeMap::new(),
+    };
+    let s = serde_json::to_string(&m).unwrap();
+    assert!(s.contains(r#""slots":{"microphone":"0"}"#), "{s}");
+}

@@ -1,0 +1,323 @@
+//! Room core tests on simulated time: every input is fed with an explicit `now`.
+
+use std::time::{Duration, Instant};
+
+use conclave_proto::{ClientMessage, ErrorCode, LeaveReason, ParticipantId, ServerMessage, Source};
+
+use crate::{ConnId, Effect, Input, Limits, MediaCommand, RoomCore};
+
+const ROOM: &str = "roomroomroomroom01";
+
+struct Sim {
+    core: RoomCore,
+    now: Instant,
+}
+
+impl Sim {
+    fn new(limits: Limits) -> Self {
+        Sim {
+            core: RoomCore::new(limits),
+            now: Instant::now(),
+        }
+    }
+    fn input(&mut self, i: Input) -> Vec<Effect> {
+        self.now += Duration::from_millis(100);
+        self.core.handle(self.now, i)
+    }
+    fn join(&mut self, c: u64, room: &str, name: &str) -> Vec<Effect> {
+        self.input(Input::Connected(ConnId(c)));
+        self.input(Input::Message(
+            ConnId(c),
+            ClientMessage::Join {
+                v: 1,
+                room: room.into(),
+                name: name.into(),
+            },
+        ))
+    }
+    fn msg(&mut self, c: u64, m: ClientMessage) -> Vec<Effect> {
+        self.input(Input::Message(ConnId(c), m))
+    }
+}
+
+fn error_code(effects: &[Effect]) -> Option<ErrorCode> {
+    effects.iter().find_map(|e| match e {
+        Effect::Send(_, ServerMessage::Error(err)) => Some(err.code),
+        _ => None,
+    })
+}
+
+fn media(effects: &[Effect]) -> Vec<MediaCommand> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Media(m) => Some(m.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn sent_to(effects: &[Effect], c: u64) -> Vec<ServerMessage> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Send(to, m) if *to == ConnId(c) => Some(m.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn join_announces_and_lists_participants() {
+    let mut s = Sim::new(Limits::default());
+    let e1 = s.join(1, ROOM, "Ada");
+    assert!(matches!(&sent_to(&e1, 1)[0], ServerMessage::Joined { participants, id, .. }
+        if participants.is_empty() && *id == ParticipantId(1)));
+    assert_eq!(
+        media(&e1),
+        vec![MediaCommand::AddParticipant {
+            participant: ParticipantId(1)
+        }]
+    );
+    let e2 = s.join(2, ROOM, "  Bob  ");
+    match &sent_to(&e2, 2)[0] {
+        ServerMessage::Joined { participants, .. } => {
+            assert_eq!(participants.len(), 1);
+            assert_eq!(participants[0].name, "Ada");
+        }
+        m => panic!("unexpected {m:?}"),
+    }
+    match &sent_to(&e2, 1)[0] {
+        ServerMessage::ParticipantJoined { participant } => assert_eq!(participant.name, "Bob"),
+        m => panic!("unexpected {m:?}"),
+    }
+    assert_eq!(s.core.room_count(), 1);
+    assert_eq!(s.core.participant_count(), 2);
+}
+
+#[test]
+fn publish_subscribes_others_and_late_joiners() {
+    let mut s = Sim::new(Limits::default());
+    s.join(1, ROOM, "Ada");
+    s.join(2, ROOM, "Bob");
+    let e = s.msg(
+        1,
+        ClientMessage::Publish {
+            source: Source::Camera,
+        },
+    );
+    assert_eq!(
+        media(&e),
+        vec![
+            MediaCommand::SetPublishing {
+                publisher: ParticipantId(1),
+                source: Source::Camera,
+                allowed: true
+            },
+            MediaCommand::Subscribe {
+                subscriber: ParticipantId(2),
+                publisher: ParticipantId(1),
+                source: Source::Camera
+            }
+        ]
+    );
+    assert!(matches!(&sent_to(&e, 2)[0], ServerMessage::ParticipantUpdated { participant }
+        if participant.sources == vec![Source::Camera]));
+    // Publishing twice changes nothing.
+    assert!(
+        s.msg(
+            1,
+            ClientMessage::Publish {
+                source: Source::Camera
+            }
+        )
+        .is_empty()
+    );
+    // A late joiner is subscribed to what is already published.
+    let e3 = s.join(3, ROOM, "Cy");
+    assert!(media(&e3).contains(&MediaCommand::Subscribe {
+        subscriber: ParticipantId(3),
+        publisher: ParticipantId(1),
+        source: Source::Camera
+    }));
+    let e = s.msg(
+        1,
+        ClientMessage::Unpublish {
+            source: Source::Camera,
+        },
+    );
+    let m = media(&e);
+    assert_eq!(m.len(), 3, "{m:?}");
+    assert!(m.contains(&MediaCommand::Unsubscribe {
+        subscriber: ParticipantId(3),
+        publisher: ParticipantId(1),
+        source: Source::Camera
+    }));
+}
+
+#[test]
+fn leave_unsubscribes_removes_and_closes_empty_rooms() {
+    let mut s = Sim::new(Limits::default());
+    s.join(1, ROOM, "Ada");
+    s.join(2, ROOM, "Bob");
+    s.msg(
+        2,
+        ClientMessage::Publish {
+            source: Source::Microphone,
+        },
+    );
+    let e = s.msg(2, ClientMessage::Leave {});
+    assert_eq!(
+        media(&e),
+        vec![
+            MediaCommand::Unsubscribe {
+                subscriber: ParticipantId(1),
+                publisher: ParticipantId(2),
+                source: Source::Microphone
+            },
+            MediaCommand::RemoveParticipant {
+                participant: ParticipantId(2)
+            }
+        ]
+    );
+    assert!(matches!(&sent_to(&e, 1)[0], ServerMessage::ParticipantLeft { id, reason: LeaveReason::Left } if *id == ParticipantId(2)));
+    assert!(matches!(
+        &sent_to(&e, 2)[0],
+        ServerMessage::Bye {
+            reason: LeaveReason::Left
+        }
+    ));
+    assert!(e.contains(&Effect::Close(ConnId(2))));
+    // The socket then closes: nothing more happens.
+    assert!(
+        s.input(Input::Closed(ConnId(2), LeaveReason::Disconnected))
+            .is_empty()
+    );
+    let e = s.input(Input::Closed(ConnId(1), LeaveReason::Timeout));
+    assert_eq!(
+        media(&e),
+        vec![MediaCommand::RemoveParticipant {
+            participant: ParticipantId(1)
+        }]
+    );
+    assert_eq!(s.core.room_count(), 0);
+    assert_eq!(s.core.participant_count(), 0);
+    assert_eq!(s.core.connection_count(), 0);
+}
+
+#[test]
+fn messages_before_join_and_double_join_are_refused() {
+    let mut s = Sim::new(Limits::default());
+    s.input(Input::Connected(ConnId(1)));
+    for m in [
+        ClientMessage::Answer { sdp: "v=0".into() },
+        ClientMessage::Publish {
+            source: Source::Camera,
+        },
+        ClientMessage::Leave {},
+    ] {
+        let e = s.msg(1, m);
+        assert_eq!(error_code(&e), Some(ErrorCode::NotJoined));
+        assert!(media(&e).is_empty());
+    }
+    s.msg(
+        1,
+        ClientMessage::Join {
+            v: 1,
+            room: ROOM.into(),
+            name: "Ada".into(),
+        },
+    );
+    let e = s.msg(
+        1,
+        ClientMessage::Join {
+            v: 1,
+            room: ROOM.into(),
+            name: "Ada".into(),
+        },
+    );
+    assert_eq!(error_code(&e), Some(ErrorCode::AlreadyJoined));
+    assert_eq!(s.core.participant_count(), 1);
+}
+
+#[test]
+fn join_validation() {
+    let mut s = Sim::new(Limits::default());
+    let cases: [(u32, &str, String, ErrorCode); 6] = [
+        (2, ROOM, "Ada".into(), ErrorCode::UnsupportedVersion),
+        (1, "short", "Ada".into(), ErrorCode::InvalidRoom),
+        (1, "has spaces in it!!", "Ada".into(), ErrorCode::InvalidRoom),
+        (1, ROOM, "   ".into(), ErrorCode::InvalidName),
+        (1, ROOM, "x".repeat(65), ErrorCode::InvalidName),
+        (1, ROOM, "a\u{7}b".into(), ErrorCode::InvalidName),
+    ];
+    s.input(Input::Connected(ConnId(9)));
+    for (v, room, name, code) in cases {
+        let e = s.msg(
+            9,
+            ClientMessage::Join {
+                v,
+                room: room.into(),
+                name: name.clone(),
+            },
+        );
+        assert_eq!(error_code(&e), Some(code), "{v} {room} {name:?}");
+        assert_eq!(s.core.room_count(), 0);
+    }
+}
+
+#[test]
+fn room_and_server_limits() {
+    let mut s = Sim::new(Limits {
+        max_rooms: 1,
+        max_participants_per_room: 2,
+        max_participants: 3,
+        ..Limits::default()
+    });
+    s.join(1, ROOM, "a");
+    s.join(2, ROOM, "b");
+    assert_eq!(error_code(&s.join(3, ROOM, "c")), Some(ErrorCode::RoomFull));
+    assert_eq!(
+        error_code(&s.join(4, "otherroomotherroom", "d")),
+        Some(ErrorCode::ServerFull)
+    );
+    assert_eq!(s.core.participant_count(), 2);
+}
+
+#[test]
+fn rate_limit_on_simulated_time() {
+    let mut core = RoomCore::new(Limits {
+        messages_per_second: 2.0,
+        message_burst: 3.0,
+        ..Limits::default()
+    });
+    let t0 = Instant::now();
+    core.handle(t0, Input::Connected(ConnId(1)));
+    let garbage = || {
+        Input::Malformed(
+            ConnId(1),
+            conclave_proto::ProtocolError::new(ErrorCode::BadJson, "x"),
+        )
+    };
+    // The burst of 3 is answered with its own errors.
+    for _ in 0..3 {
+        assert_eq!(
+            error_code(&core.handle(t0, garbage())),
+            Some(ErrorCode::BadJson)
+        );
+    }
+    // The 4th at the same instant is dropped with one rate_limited error, then silence.
+    assert_eq!(
+        error_code(&core.handle(t0, garbage())),
+        Some(ErrorCode::RateLimited)
+    );
+    assert!(core.handle(t0, garbage()).is_empty());
+    // Half a second later one token has refilled.
+    let t1 = t0 + Duration::from_millis(500);
+    assert_eq!(
+        error_code(&core.handle(t1, garbage())),
+        Some(ErrorCode::BadJson)
+    );
+    // Time going backwards does not panic or add tokens.
+    assert!(core.handle(t0, garbage()).is_empty());
+}
