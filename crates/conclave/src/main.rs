@@ -1,1 +1,130 @@
-fn main() {}
+//! The `conclave` command.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use conclave::Server;
+use conclave::config::Config;
+
+/// Conclave: confidential video meetings that an organisation runs itself.
+#[derive(Parser)]
+#[command(version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (HTTPS + WebSocket signalling + UDP media) with embedded defaults.
+    Serve(ServeArgs),
+    /// Print the documented example configuration with every option and its default.
+    ConfigExample,
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// TOML config file. Every option can also be set as CONCLAVE_<KEY> (sections joined with
+    /// "__", e.g. CONCLAVE_LIMITS__MAX_ROOMS). Unknown keys are an error.
+    #[arg(long, env = "CONCLAVE_CONFIG")]
+    config: Option<PathBuf>,
+    /// HTTPS listen address; port 0 picks a free port [default: 127.0.0.1:8443]
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Data directory (certificates, later the database) [default: ./conclave-data]
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// UDP port for all media; 0 picks a free port [default: 10000]
+    #[arg(long)]
+    media_port: Option<u16>,
+    /// IP the media socket binds to [default: the IP of --listen]
+    #[arg(long)]
+    media_bind_ip: Option<IpAddr>,
+    /// Public IP to announce in ICE candidates (host behind 1:1 NAT)
+    #[arg(long)]
+    public_ip: Option<IpAddr>,
+    /// Seconds of silence after which a participant is removed [default: 20]
+    #[arg(long)]
+    participant_timeout_secs: Option<u64>,
+    /// Log filter (error, warn, info, debug) [default: info]
+    #[arg(long)]
+    log: Option<String>,
+}
+
+impl ServeArgs {
+    fn overrides(&self) -> toml::Table {
+        let mut t = toml::Table::new();
+        let mut put = |k: &str, v: Option<toml::Value>| {
+            if let Some(v) = v {
+                t.insert(k.into(), v);
+            }
+        };
+        put("listen", self.listen.map(|v| v.to_string().into()));
+        put(
+            "data_dir",
+            self.data_dir.as_ref().map(|v| v.display().to_string().into()),
+        );
+        put("media_port", self.media_port.map(|v| i64::from(v).into()));
+        put("media_bind_ip", self.media_bind_ip.map(|v| v.to_string().into()));
+        put("public_ip", self.public_ip.map(|v| v.to_string().into()));
+        put(
+            "participant_timeout_secs",
+            self.participant_timeout_secs
+                .map(|v| i64::try_from(v).unwrap_or(i64::MAX).into()),
+        );
+        put("log", self.log.clone().map(Into::into));
+        t
+    }
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::ConfigExample => {
+            print!("{}", include_str!("../../../conclave.example.toml"));
+            Ok(())
+        }
+        Command::Serve(args) => {
+            let config = Config::load(args.config.as_deref(), std::env::vars(), args.overrides())?;
+            init_log(&config.log);
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?
+                .block_on(serve(config))
+        }
+    }
+}
+
+fn init_log(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(filter))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+async fn serve(config: Config) -> Result<()> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let server = Server::start(config, listener).await?;
+    let addr = server.https_addr();
+    let host = match addr.ip() {
+        IpAddr::V6(ip) => format!("[{ip}]"),
+        IpAddr::V4(ip) => ip.to_string(),
+    };
+    println!(
+        "conclave listening on https://{host}:{} (media on udp {})",
+        addr.port(),
+        server.media_addr()
+    );
+    tokio::signal::ctrl_c().await.context("waiting for ctrl-c")?;
+    tracing::info!("shutting down");
+    drop(server);
+    Ok(())
+}

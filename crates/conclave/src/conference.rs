@@ -1,0 +1,156 @@
+//! The conference task: owns the [`RoomCore`], runs its effects, relays media events.
+//!
+//! One task, one queue: every input to the room core is serialized here, so the core needs no
+//! lock. This is the signalling path, never the packet path.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use conclave_media::{MediaEvent, MediaPlane};
+use conclave_proto::{LeaveReason, ServerMessage};
+use conclave_room::{ConnId, Effect, Input, RoomCore};
+use tokio::sync::{mpsc, oneshot};
+
+/// What a WebSocket task is told to do.
+#[derive(Debug)]
+pub enum Outbound {
+    /// Send this message.
+    Message(ServerMessage),
+    /// Close the socket.
+    Close,
+}
+
+/// Room core counters, for tests and monitoring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CoreStats {
+    /// Open rooms.
+    pub rooms: usize,
+    /// Joined participants.
+    pub participants: usize,
+    /// Open signalling connections.
+    pub connections: usize,
+}
+
+/// Messages into the conference task.
+pub enum ToConference {
+    /// A socket opened; the reply says whether it may stay (connection limit).
+    Open {
+        conn: ConnId,
+        tx: mpsc::UnboundedSender<Outbound>,
+        reply: oneshot::Sender<bool>,
+    },
+    /// An input for the room core.
+    Input(Input),
+    /// An event from the media plane.
+    Media(MediaEvent),
+    /// Report counters.
+    Stats(oneshot::Sender<CoreStats>),
+}
+
+/// Run the conference task until every sender is gone.
+pub async fn run(
+    mut core: RoomCore,
+    max_connections: usize,
+    media: Arc<MediaPlane>,
+    mut rx: mpsc::UnboundedReceiver<ToConference>,
+) {
+    let mut conns: HashMap<ConnId, mpsc::UnboundedSender<Outbound>> = HashMap::new();
+    while let Some(msg) = rx.recv().await {
+        let now = Instant::now();
+        let effects = match msg {
+            ToConference::Open { conn, tx, reply } => {
+                if conns.len() >= max_connections || conns.contains_key(&conn) {
+                    let _ = reply.send(false);
+                    continue;
+                }
+                conns.insert(conn, tx);
+                let _ = reply.send(true);
+                core.handle(now, Input::Connected(conn))
+            }
+            ToConference::Input(input) => {
+                let closed = match &input {
+                    Input::Closed(c, _) => Some(*c),
+                    _ => None,
+                };
+                let effects = core.handle(now, input);
+                if let Some(c) = closed {
+                    conns.remove(&c);
+                }
+                effects
+            }
+            ToConference::Media(event) => media_event(&mut core, &conns, now, event),
+            ToConference::Stats(reply) => {
+                let _ = reply.send(CoreStats {
+                    rooms: core.room_count(),
+                    participants: core.participant_count(),
+                    connections: core.connection_count(),
+                });
+                continue;
+            }
+        };
+        for effect in effects {
+            match effect {
+                Effect::Send(c, m) => send(&conns, c, Outbound::Message(m)),
+                Effect::Close(c) => send(&conns, c, Outbound::Close),
+                Effect::Media(cmd) => media.command(cmd),
+            }
+        }
+    }
+}
+
+fn send(conns: &HashMap<ConnId, mpsc::UnboundedSender<Outbound>>, c: ConnId, o: Outbound) {
+    if let Some(tx) = conns.get(&c) {
+        // Fails only when the socket task already ended; its Closed input is on the way.
+        let _ = tx.send(o);
+    }
+}
+
+fn media_event(
+    core: &mut RoomCore,
+    conns: &HashMap<ConnId, mpsc::UnboundedSender<Outbound>>,
+    now: Instant,
+    event: MediaEvent,
+) -> Vec<Effect> {
+    match event {
+        MediaEvent::Offer {
+            participant,
+            sdp,
+            slots,
+            tracks,
+        } => {
+            let msg = ServerMessage::Offer { sdp, slots, tracks };
+            send(conns, ConnId(participant.0), Outbound::Message(msg));
+            Vec::new()
+        }
+        MediaEvent::Error {
+            participant,
+            error,
+            fatal,
+        } => {
+            let c = ConnId(participant.0);
+            send(conns, c, Outbound::Message(ServerMessage::Error(error)));
+            if fatal {
+                end(core, conns, now, c, LeaveReason::Error)
+            } else {
+                Vec::new()
+            }
+        }
+        MediaEvent::Gone { participant } => {
+            end(core, conns, now, ConnId(participant.0), LeaveReason::Timeout)
+        }
+    }
+}
+
+/// End a participant's session from the server side: say why, close, tell the core.
+fn end(
+    core: &mut RoomCore,
+    conns: &HashMap<ConnId, mpsc::UnboundedSender<Outbound>>,
+    now: Instant,
+    c: ConnId,
+    reason: LeaveReason,
+) -> Vec<Effect> {
+    send(conns, c, Outbound::Message(ServerMessage::Bye { reason }));
+    send(conns, c, Outbound::Close);
+    core.handle(now, Input::Closed(c, reason))
+}

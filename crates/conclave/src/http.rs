@@ -1,0 +1,104 @@
+//! HTTP routes: the embedded web client, the WebSocket endpoint, health. Every response
+//! carries the security headers (strict CSP: no third-party origin can be contacted).
+
+use axum::Router;
+use axum::extract::{Path, State, WebSocketUpgrade};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use rust_embed::RustEmbed;
+use tokio::sync::mpsc;
+
+use crate::conference::ToConference;
+use crate::ws::{self, SocketLimits};
+
+/// The browser client, embedded at build time (read from disk in debug builds).
+#[derive(RustEmbed)]
+#[folder = "../../web/"]
+#[exclude = "*.json"]
+struct WebAssets;
+
+/// Content-Security-Policy for every response: only this origin, no inline code.
+pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
+img-src 'self' data:; media-src 'self' blob:; connect-src 'self'; object-src 'none'; \
+base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+#[derive(Clone)]
+struct AppState {
+    conf: mpsc::UnboundedSender<ToConference>,
+    limits: SocketLimits,
+}
+
+/// Build the router.
+pub fn router(conf: mpsc::UnboundedSender<ToConference>, limits: SocketLimits) -> Router {
+    Router::new()
+        .route("/ws", get(websocket))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/", get(index))
+        .route("/r/{room}", get(room_page))
+        .route("/{*path}", get(asset))
+        .layer(axum::middleware::map_response(security_headers))
+        .with_state(AppState { conf, limits })
+}
+
+async fn security_headers(mut res: Response) -> Response {
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        "permissions-policy",
+        HeaderValue::from_static("camera=(self), microphone=(self), display-capture=(self)"),
+    );
+    h.insert(
+        "cross-origin-opener-policy",
+        HeaderValue::from_static("same-origin"),
+    );
+    res
+}
+
+async fn websocket(State(st): State<AppState>, upgrade: WebSocketUpgrade) -> Response {
+    // The transport limit is generous; the exact limit (with its error code) is checked in
+    // `ws::serve` so the client learns why it was cut off.
+    let hard = st.limits.max_message_bytes.saturating_mul(4);
+    upgrade
+        .max_message_size(hard)
+        .max_frame_size(hard)
+        .on_upgrade(move |socket| ws::serve(socket, st.conf, st.limits))
+}
+
+async fn index() -> Response {
+    serve_file("index.html")
+}
+
+async fn room_page(Path(_room): Path<String>) -> Response {
+    // The page reads the room ID from its URL; the server validates it on join.
+    serve_file("index.html")
+}
+
+async fn asset(Path(path): Path<String>) -> Response {
+    serve_file(&path)
+}
+
+fn serve_file(path: &str) -> Response {
+    match WebAssets::get(path) {
+        Some(file) => {
+            let mime = mime_guess::from_path(path).first_or_octet_stream();
+            let cache = if path.ends_with(".html") {
+                "no-store"
+            } else {
+                "no-cache"
+            };
+            (
+                [
+                    (header::CONTENT_TYPE, mime.as_ref().to_owned()),
+                    (header::CACHE_CONTROL, cache.to_owned()),
+                ],
+                file.data.into_owned(),
+            )
+                .into_response()
+        }
+        None => (StatusCode::NOT_FOUND, "not found\n").into_response(),
+    }
+}

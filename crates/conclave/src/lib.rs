@@ -1,0 +1,148 @@
+//! Conclave: confidential video meetings in one binary. This crate wires the pieces: config,
+//! TLS, HTTP/WebSocket edge, the conference task around the room core, and the media plane.
+
+pub mod conference;
+pub mod config;
+pub mod http;
+pub mod tls;
+pub mod ws;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use conclave_media::{MediaConfig, MediaPlane, MediaSnapshot};
+use conclave_room::RoomCore;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
+use tower::Service;
+
+use crate::conference::{CoreStats, ToConference};
+use crate::config::Config;
+use crate::ws::SocketLimits;
+
+/// A running server. Dropping it stops everything.
+pub struct Server {
+    https_addr: SocketAddr,
+    media: Arc<MediaPlane>,
+    conf: mpsc::UnboundedSender<ToConference>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Server {
+    /// Start on an already bound listener (so tests can bind port 0). Creates the data
+    /// directory and the self-signed certificate when needed.
+    pub async fn start(config: Config, listener: TcpListener) -> Result<Server> {
+        std::fs::create_dir_all(&config.data_dir).with_context(|| {
+            format!("cannot create data directory {}", config.data_dir.display())
+        })?;
+        let (cert, key) = tls::cert_paths(&config)?;
+        let tls = TlsAcceptor::from(tls::server_config(&cert, &key)?);
+        let https_addr = listener.local_addr()?;
+
+        let (conf_tx, conf_rx) = mpsc::unbounded_channel();
+        let events_tx = conf_tx.clone();
+        let media = MediaPlane::start(
+            MediaConfig {
+                bind: config.media_bind(),
+                announce_ip: config.announce_ip(),
+                participant_timeout: Duration::from_secs(config.participant_timeout_secs),
+            },
+            Box::new(move |e| {
+                let _ = events_tx.send(ToConference::Media(e));
+            }),
+        )
+        .with_context(|| format!("cannot bind media UDP socket {}", config.media_bind()))?;
+        let media = Arc::new(media);
+
+        let core = RoomCore::new(config.limits.core());
+        let conference = tokio::spawn(conference::run(
+            core,
+            config.limits.max_connections,
+            media.clone(),
+            conf_rx,
+        ));
+        let limits = SocketLimits {
+            max_message_bytes: config.limits.max_message_bytes,
+            idle_timeout: Duration::from_secs(config.participant_timeout_secs),
+        };
+        let app = http::router(conf_tx.clone(), limits);
+        let accept = tokio::spawn(accept_loop(listener, tls, app));
+        Ok(Server {
+            https_addr,
+            media,
+            conf: conf_tx,
+            tasks: vec![conference, accept],
+        })
+    }
+
+    /// The HTTPS address with the real port.
+    pub fn https_addr(&self) -> SocketAddr {
+        self.https_addr
+    }
+
+    /// The media UDP address with the real port.
+    pub fn media_addr(&self) -> SocketAddr {
+        self.media.local_addr()
+    }
+
+    /// What the media plane holds right now.
+    pub fn media_snapshot(&self) -> Option<MediaSnapshot> {
+        self.media.snapshot()
+    }
+
+    /// Room core counters.
+    pub async fn core_stats(&self) -> Option<CoreStats> {
+        let (tx, rx) = oneshot::channel();
+        self.conf.send(ToConference::Stats(tx)).ok()?;
+        rx.await.ok()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+async fn accept_loop(listener: TcpListener, tls: TlsAcceptor, app: axum::Router) {
+    loop {
+        let (tcp, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!("accept: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let tls = tls.clone();
+        let app = app.clone();
+        tokio::spawn(async move {
+            let stream =
+                match tokio::time::timeout(Duration::from_secs(10), tls.accept(tcp)).await {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, "TLS handshake failed: {e}");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(%peer, "TLS handshake timed out");
+                        return;
+                    }
+                };
+            let service = hyper::service::service_fn(move |req| app.clone().call(req));
+            if let Err(e) = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                .await
+            {
+                tracing::debug!(%peer, "http connection: {e}");
+            }
+        });
+    }
+}

@@ -1,0 +1,300 @@
+//! One participant's peer connection and its negotiation state.
+//!
+//! Negotiation rule: the server is the only offerer, and at most one offer is outstanding per
+//! participant. Changes that arrive while an offer is out wait in `subs` (state `ToOpen` /
+//! `ToStop`) and go into the next offer once the answer is in. Glare cannot happen.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use conclave_proto::{ErrorCode, ParticipantId, ProtocolError, Source, TrackInfo};
+use str0m::change::{SdpAnswer, SdpPendingOffer};
+use str0m::media::{Direction, MediaKind, Mid};
+use str0m::{Candidate, Rtc, RtcConfig};
+
+use crate::ParticipantStats;
+
+/// State of one downstream m-line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubState {
+    /// Wanted; goes into the next offer.
+    ToOpen,
+    /// In the outstanding offer.
+    Negotiating(Mid),
+    /// Answered; packets flow.
+    Open(Mid),
+    /// To be stopped in the next offer.
+    ToStop(Mid),
+    /// Its stop is in the outstanding offer.
+    NegotiatingStop(Mid),
+}
+
+/// A downstream subscription: `publisher`'s `source` sent to this client.
+#[derive(Debug, Clone)]
+pub struct Sub {
+    pub publisher: ParticipantId,
+    pub source: Source,
+    pub state: SubState,
+    /// Unsubscribed while negotiating: stop it as soon as the answer is in.
+    pub cancelled: bool,
+}
+
+/// An offer ready to send.
+pub struct OfferOut {
+    pub sdp: String,
+    pub slots: BTreeMap<Source, String>,
+    pub tracks: BTreeMap<String, TrackInfo>,
+}
+
+/// One participant in the media plane.
+pub struct Client {
+    pub id: ParticipantId,
+    pub rtc: Rtc,
+    /// Upstream m-line per source (fixed after the first offer).
+    pub slots: BTreeMap<Source, Mid>,
+    /// Sources whose packets are forwarded (the room core's decision).
+    pub allowed: BTreeSet<Source>,
+    pub subs: Vec<Sub>,
+    pending: Option<SdpPendingOffer>,
+    /// Remote addresses this client has used (to unmap them on removal).
+    pub addrs: BTreeSet<SocketAddr>,
+    pub last_heard: Instant,
+    pub next_timeout: Instant,
+    pub stats: ParticipantStats,
+}
+
+impl Client {
+    /// A new peer connection: ICE-lite on the shared socket, RTP mode, Opus + VP8 + H.264.
+    pub fn new(id: ParticipantId, announce: SocketAddr, now: Instant) -> Client {
+        let mut rtc = RtcConfig::new()
+            .set_ice_lite(true)
+            .set_rtp_mode(true)
+            .clear_codecs()
+            .enable_opus(true, false)
+            .enable_vp8(true)
+            .enable_h264(true)
+            .build(now);
+        // Invariant: a host candidate with a concrete IP and port is always valid.
+        let candidate = Candidate::host(announce, "udp").expect("host candidate");
+        rtc.add_local_candidate(candidate);
+        Client {
+            id,
+            rtc,
+            slots: BTreeMap::new(),
+            allowed: BTreeSet::new(),
+            subs: Vec::new(),
+            pending: None,
+            addrs: BTreeSet::new(),
+            last_heard: now,
+            next_timeout: now,
+            stats: ParticipantStats {
+                id: Some(id),
+                ..ParticipantStats::default()
+            },
+        }
+    }
+
+    /// The source whose upstream slot is `mid`.
+    pub fn source_of_slot(&self, mid: Mid) -> Option<Source> {
+        self.slots.iter().find(|(_, m)| **m == mid).map(|(s, _)| *s)
+    }
+
+    /// The open downstream mid for `publisher`'s `source`.
+    pub fn open_mid(&self, publisher: ParticipantId, source: Source) -> Option<Mid> {
+        self.subs.iter().find_map(|s| match s.state {
+            SubState::Open(m) if s.publisher == publisher && s.source == source => Some(m),
+            _ => None,
+        })
+    }
+
+    /// The subscription carried on downstream `mid`.
+    pub fn sub_by_mid(&self, mid: Mid) -> Option<&Sub> {
+        self.subs.iter().find(|s| match s.state {
+            SubState::Negotiating(m) | SubState::Open(m) => m == mid,
+            _ => false,
+        })
+    }
+
+    /// Want `publisher`'s `source`.
+    pub fn subscribe(&mut self, publisher: ParticipantId, source: Source) {
+        if let Some(s) = self
+            .subs
+            .iter_mut()
+            .find(|s| s.publisher == publisher && s.source == source)
+        {
+            // Re-subscribed while a stop or cancel was queued: keep the line.
+            s.cancelled = false;
+            if let SubState::ToStop(m) = s.state {
+                s.state = SubState::Open(m);
+            }
+            return;
+        }
+        self.subs.push(Sub {
+            publisher,
+            source,
+            state: SubState::ToOpen,
+            cancelled: false,
+        });
+    }
+
+    /// Stop wanting `publisher`'s `source`.
+    pub fn unsubscribe(&mut self, publisher: ParticipantId, source: Source) {
+        let Some(i) = self
+            .subs
+            .iter()
+            .position(|s| s.publisher == publisher && s.source == source)
+        else {
+            return;
+        };
+        match self.subs[i].state {
+            SubState::ToOpen => {
+                self.subs.remove(i);
+            }
+            SubState::Negotiating(_) => self.subs[i].cancelled = true,
+            SubState::Open(m) => self.subs[i].state = SubState::ToStop(m),
+            SubState::ToStop(_) | SubState::NegotiatingStop(_) => {}
+        }
+    }
+
+    /// If no offer is outstanding and something changed, make the next offer.
+    pub fn next_offer(&mut self) -> Option<OfferOut> {
+        if self.pending.is_some() {
+            return None;
+        }
+        let first = self.slots.is_empty();
+        let mut change = self.rtc.sdp_api();
+        if first {
+            for source in Source::ALL {
+                let kind = if source.is_audio() {
+                    MediaKind::Audio
+                } else {
+                    MediaKind::Video
+                };
+                let mid = change.add_media(kind, Direction::RecvOnly, None, None, None);
+                self.slots.insert(source, mid);
+            }
+        }
+        for sub in &mut self.subs {
+            match sub.state {
+                SubState::ToOpen => {
+                    let kind = if sub.source.is_audio() {
+                        MediaKind::Audio
+                    } else {
+                        MediaKind::Video
+                    };
+                    let stream = sub.publisher.to_string();
+                    let track = format!("{}-{}", sub.publisher, source_name(sub.source));
+                    let mid =
+                        change.add_media(kind, Direction::SendOnly, Some(stream), Some(track), None);
+                    sub.state = SubState::Negotiating(mid);
+                }
+                SubState::ToStop(mid) => {
+                    change.stop_media(mid);
+                    sub.state = SubState::NegotiatingStop(mid);
+                }
+                _ => {}
+            }
+        }
+        if !change.has_changes() {
+            return None;
+        }
+        let (offer, pending) = change.apply()?;
+        self.pending = Some(pending);
+        self.stats.subscriptions = self.live_subs();
+        Some(OfferOut {
+            sdp: offer.to_sdp_string(),
+            slots: self
+                .slots
+                .iter()
+                .map(|(s, m)| (*s, m.to_string()))
+                .collect(),
+            tracks: self
+                .subs
+                .iter()
+                .filter_map(|s| match s.state {
+                    SubState::Negotiating(m) | SubState::Open(m) => Some((
+                        m.to_string(),
+                        TrackInfo {
+                            participant: s.publisher,
+                            source: s.source,
+                        },
+                    )),
+                    _ => None,
+                })
+                .collect(),
+        })
+    }
+
+    /// Apply the client's answer. Returns the subscriptions that just opened (so the
+    /// publisher can be asked for a keyframe). `Err((error, fatal))` on bad input.
+    pub fn accept_answer(
+        &mut self,
+        sdp: &str,
+    ) -> Result<Vec<(ParticipantId, Source)>, (ProtocolError, bool)> {
+        if self.pending.is_none() {
+            return Err((
+                ProtocolError::new(
+                    ErrorCode::NoOfferPending,
+                    "there is no outstanding offer to answer",
+                ),
+                false,
+            ));
+        }
+        // Parse first: garbage is refused without touching the negotiation, so the client
+        // may send a correct answer afterwards.
+        let answer = SdpAnswer::from_sdp_string(sdp).map_err(|e| {
+            (
+                ProtocolError::new(
+                    ErrorCode::InvalidSdp,
+                    format!("the answer is not valid SDP: {e}"),
+                ),
+                false,
+            )
+        })?;
+        let pending = self.pending.take().expect("checked above");
+        if let Err(e) = self.rtc.sdp_api().accept_answer(pending, answer) {
+            // The offer is consumed; the session's state is unknown now: fatal.
+            return Err((
+                ProtocolError::new(
+                    ErrorCode::InvalidSdp,
+                    format!("the answer does not fit the offer: {e}"),
+                ),
+                true,
+            ));
+        }
+        let mut opened = Vec::new();
+        for sub in &mut self.subs {
+            match sub.state {
+                SubState::Negotiating(m) if sub.cancelled => {
+                    sub.state = SubState::ToStop(m);
+                    sub.cancelled = false;
+                }
+                SubState::Negotiating(m) => {
+                    sub.state = SubState::Open(m);
+                    opened.push((sub.publisher, sub.source));
+                }
+                _ => {}
+            }
+        }
+        self.subs
+            .retain(|s| !matches!(s.state, SubState::NegotiatingStop(_)));
+        self.stats.subscriptions = self.live_subs();
+        Ok(opened)
+    }
+
+    fn live_subs(&self) -> usize {
+        self.subs
+            .iter()
+            .filter(|s| matches!(s.state, SubState::Negotiating(_) | SubState::Open(_)))
+            .count()
+    }
+}
+
+/// The wire name of a source.
+pub fn source_name(s: Source) -> &'static str {
+    match s {
+        Source::Microphone => "microphone",
+        Source::Camera => "camera",
+    }
+}

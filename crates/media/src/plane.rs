@@ -1,0 +1,438 @@
+//! The media thread: one UDP socket, every participant's `Rtc`, the forwarding table.
+//!
+//! Lock rule: everything here is owned by the one media thread. The only shared things are the
+//! command channel (in) and the event sink (out); neither is touched per packet.
+
+use std::collections::{HashMap, HashSet};
+use std::io::ErrorKind;
+use std::net::{SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
+
+use conclave_proto::{ParticipantId, Source};
+use conclave_room::MediaCommand;
+use crossbeam_channel::{Receiver, Sender};
+use str0m::media::KeyframeRequestKind;
+use str0m::net::{Protocol, Receive};
+use str0m::rtp::{RtpPacket, RtpWrite};
+use str0m::{Event, IceConnectionState, Input, Output};
+
+use crate::client::{Client, OfferOut};
+use crate::{EventSink, MediaConfig, MediaEvent, MediaSnapshot};
+
+/// Messages into the media thread.
+pub enum Command {
+    Room(MediaCommand),
+    Snapshot(Sender<MediaSnapshot>),
+    Stop,
+}
+
+/// Longest the loop sleeps before looking at commands again.
+const MAX_SLEEP: Duration = Duration::from_millis(10);
+
+/// Something one client produced that concerns another.
+enum Propagate {
+    Rtp(ParticipantId, Source, RtpPacket),
+    Keyframe(ParticipantId, Source, KeyframeRequestKind),
+}
+
+pub struct Plane {
+    socket: UdpSocket,
+    announce: SocketAddr,
+    config: MediaConfig,
+    commands: Receiver<Command>,
+    events: EventSink,
+    clients: HashMap<ParticipantId, Client>,
+    by_addr: HashMap<SocketAddr, ParticipantId>,
+    /// Forwarding table: published track → its subscribers.
+    forwarding: HashMap<(ParticipantId, Source), HashSet<ParticipantId>>,
+    queue: Vec<Propagate>,
+}
+
+impl Plane {
+    pub fn new(
+        socket: UdpSocket,
+        announce: SocketAddr,
+        config: MediaConfig,
+        commands: Receiver<Command>,
+        events: EventSink,
+    ) -> Plane {
+        Plane {
+            socket,
+            announce,
+            config,
+            commands,
+            events,
+            clients: HashMap::new(),
+            by_addr: HashMap::new(),
+            forwarding: HashMap::new(),
+            queue: Vec::new(),
+        }
+    }
+
+    pub fn run(mut self) {
+        let mut buf = vec![0u8; 2048];
+        loop {
+            loop {
+                match self.commands.try_recv() {
+                    Ok(Command::Stop) => return,
+                    Ok(Command::Room(c)) => self.on_command(c),
+                    Ok(Command::Snapshot(tx)) => {
+                        let _ = tx.send(self.snapshot());
+                    }
+                    Err(crossbeam_channel::TryRecvError::Empty) => break,
+                    Err(crossbeam_channel::TryRecvError::Disconnected) => return,
+                }
+            }
+
+            let now = Instant::now();
+            self.drive_timeouts(now);
+
+            let next = self
+                .clients
+                .values()
+                .map(|c| c.next_timeout)
+                .min()
+                .unwrap_or(now + MAX_SLEEP);
+            let wait = next
+                .saturating_duration_since(Instant::now())
+                .clamp(Duration::from_millis(1), MAX_SLEEP);
+            // Setting a timeout only fails for a zero duration, which the clamp rules out.
+            let _ = self.socket.set_read_timeout(Some(wait));
+            match self.socket.recv_from(&mut buf) {
+                Ok((n, source)) => self.on_datagram(&buf[..n], source),
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                Err(e) => {
+                    // ICMP errors (e.g. port unreachable) surface here on Linux; harmless.
+                    tracing::debug!("udp recv: {e}");
+                }
+            }
+        }
+    }
+
+    fn on_datagram(&mut self, data: &[u8], source: SocketAddr) {
+        let now = Instant::now();
+        let Ok(contents) = data.try_into() else {
+            return; // Not STUN/DTLS/RTP: ignore.
+        };
+        let input = Input::Receive(
+            now,
+            Receive {
+                proto: Protocol::Udp,
+                source,
+                destination: self.announce,
+                contents,
+            },
+        );
+        let id = match self.by_addr.get(&source) {
+            Some(id) => *id,
+            None => {
+                // First datagram from this address: only STUN with our ufrag is accepted.
+                let Some(c) = self.clients.values().find(|c| c.rtc.accepts(&input)) else {
+                    return;
+                };
+                self.by_addr.insert(source, c.id);
+                c.id
+            }
+        };
+        let Some(client) = self.clients.get_mut(&id) else {
+            self.by_addr.remove(&source);
+            return;
+        };
+        client.addrs.insert(source);
+        client.last_heard = now;
+        if let Err(e) = client.rtc.handle_input(input) {
+            tracing::debug!(participant = %id, "rtc input: {e}");
+        }
+        self.poll(id);
+        self.propagate();
+    }
+
+    fn drive_timeouts(&mut self, now: Instant) {
+        let due: Vec<ParticipantId> = self
+            .clients
+            .values()
+            .filter(|c| c.next_timeout <= now)
+            .map(|c| c.id)
+            .collect();
+        for id in due {
+            if let Some(c) = self.clients.get_mut(&id) {
+                let _ = c.rtc.handle_input(Input::Timeout(now));
+            }
+            self.poll(id);
+        }
+        self.propagate();
+        let gone: Vec<ParticipantId> = self
+            .clients
+            .values()
+            .filter(|c| {
+                !c.rtc.is_alive()
+                    || now.saturating_duration_since(c.last_heard)
+                        > self.config.participant_timeout
+            })
+            .map(|c| c.id)
+            .collect();
+        for id in gone {
+            tracing::info!(participant = %id, "media timeout");
+            self.remove(id);
+            (self.events)(MediaEvent::Gone { participant: id });
+        }
+    }
+
+    /// Drain one client's output: transmit datagrams, collect what concerns others.
+    fn poll(&mut self, id: ParticipantId) {
+        let Some(client) = self.clients.get_mut(&id) else {
+            return;
+        };
+        loop {
+            let out = match client.rtc.poll_output() {
+                Ok(o) => o,
+                Err(e) => {
+                    tracing::info!(participant = %id, "rtc failed: {e}");
+                    client.rtc.disconnect();
+                    client.next_timeout = Instant::now();
+                    return;
+                }
+            };
+            match out {
+                Output::Timeout(t) => {
+                    client.next_timeout = t;
+                    return;
+                }
+                Output::Transmit(t) => {
+                    if let Err(e) = self.socket.send_to(&t.contents, t.destination) {
+                        tracing::debug!(participant = %id, "udp send: {e}");
+                    }
+                }
+                Output::Event(e) => match e {
+                    Event::Connected => client.stats.connected = true,
+                    Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                        client.stats.connected = false;
+                    }
+                    Event::RtpPacket(pkt) => {
+                        client.stats.rtp_in += 1;
+                        let mid = client
+                            .rtc
+                            .direct_api()
+                            .stream_rx(&pkt.header.ssrc)
+                            .map(|s| s.mid());
+                        let Some(source) = mid.and_then(|m| client.source_of_slot(m)) else {
+                            continue;
+                        };
+                        // Packet-level enforcement: only what the room core allowed.
+                        if client.allowed.contains(&source) {
+                            self.queue.push(Propagate::Rtp(id, source, pkt));
+                        }
+                    }
+                    Event::KeyframeRequest(req) => {
+                        if let Some(sub) = client.sub_by_mid(req.mid) {
+                            self.queue
+                                .push(Propagate::Keyframe(sub.publisher, sub.source, req.kind));
+                        }
+                    }
+                    _ => {}
+                },
+            }
+        }
+    }
+
+    /// Deliver queued packets and keyframe requests to the clients they concern.
+    fn propagate(&mut self) {
+        while !self.queue.is_empty() {
+            let batch = std::mem::take(&mut self.queue);
+            for p in batch {
+                match p {
+                    Propagate::Rtp(publisher, source, pkt) => self.forward(publisher, source, &pkt),
+                    Propagate::Keyframe(publisher, source, kind) => {
+                        self.request_keyframe(publisher, source, kind)
+                    }
+                }
+            }
+        }
+    }
+
+    fn forward(&mut self, publisher: ParticipantId, source: Source, pkt: &RtpPacket) {
+        let Some(subscribers) = self.forwarding.get(&(publisher, source)) else {
+            return;
+        };
+        let subscribers: Vec<ParticipantId> = subscribers.iter().copied().collect();
+        let video = !source.is_audio();
+        for sub_id in subscribers {
+            let Some(sub) = self.clients.get_mut(&sub_id) else {
+                continue;
+            };
+            let Some(mid) = sub.open_mid(publisher, source) else {
+                continue;
+            };
+            let pt = pkt.header.payload_type;
+            // Only forward codecs the subscriber accepted on this m-line (H.264 may not be).
+            if !sub.rtc.media(mid).is_some_and(|m| m.remote_pts().contains(&pt)) {
+                continue;
+            }
+            let mut api = sub.rtc.direct_api();
+            let Some(tx) = api.stream_tx_by_mid(mid, None) else {
+                continue;
+            };
+            let write = RtpWrite::new(
+                pt,
+                pkt.seq_no,
+                pkt.header.timestamp,
+                pkt.timestamp,
+                pkt.payload.clone(),
+            )
+            .marker(pkt.header.marker)
+            .nackable(video);
+            tx.write_rtp(write);
+            sub.stats.rtp_out += 1;
+            self.poll(sub_id);
+        }
+    }
+
+    fn request_keyframe(&mut self, publisher: ParticipantId, source: Source, kind: KeyframeRequestKind) {
+        if source.is_audio() {
+            return;
+        }
+        let Some(p) = self.clients.get_mut(&publisher) else {
+            return;
+        };
+        let Some(mid) = p.slots.get(&source).copied() else {
+            return;
+        };
+        if let Some(rx) = p.rtc.direct_api().stream_rx_by_mid(mid, None) {
+            rx.request_keyframe(kind);
+        }
+        self.poll(publisher);
+    }
+
+    fn on_command(&mut self, cmd: MediaCommand) {
+        let now = Instant::now();
+        match cmd {
+            MediaCommand::AddParticipant { participant } => {
+                let c = Client::new(participant, self.announce, now);
+                self.clients.insert(participant, c);
+                self.offer_if_needed(participant);
+            }
+            MediaCommand::RemoveParticipant { participant } => self.remove(participant),
+            MediaCommand::Subscribe {
+                subscriber,
+                publisher,
+                source,
+            } => {
+                let Some(c) = self.clients.get_mut(&subscriber) else {
+                    return;
+                };
+                c.subscribe(publisher, source);
+                self.forwarding
+                    .entry((publisher, source))
+                    .or_default()
+                    .insert(subscriber);
+                self.offer_if_needed(subscriber);
+            }
+            MediaCommand::Unsubscribe {
+                subscriber,
+                publisher,
+                source,
+            } => {
+                if let Some(set) = self.forwarding.get_mut(&(publisher, source)) {
+                    set.remove(&subscriber);
+                    if set.is_empty() {
+                        self.forwarding.remove(&(publisher, source));
+                    }
+                }
+                if let Some(c) = self.clients.get_mut(&subscriber) {
+                    c.unsubscribe(publisher, source);
+                    self.offer_if_needed(subscriber);
+                }
+            }
+            MediaCommand::SetPublishing {
+                publisher,
+                source,
+                allowed,
+            } => {
+                if let Some(c) = self.clients.get_mut(&publisher) {
+                    if allowed {
+                        c.allowed.insert(source);
+                    } else {
+                        c.allowed.remove(&source);
+                    }
+                }
+                if allowed {
+                    self.request_keyframe(publisher, source, KeyframeRequestKind::Pli);
+                }
+            }
+            MediaCommand::Answer { participant, sdp } => {
+                let Some(c) = self.clients.get_mut(&participant) else {
+                    return;
+                };
+                match c.accept_answer(&sdp) {
+                    Ok(opened) => {
+                        for (publisher, source) in opened {
+                            self.request_keyframe(publisher, source, KeyframeRequestKind::Pli);
+                        }
+                        self.poll(participant);
+                        self.offer_if_needed(participant);
+                    }
+                    Err((error, fatal)) => {
+                        if fatal {
+                            self.remove(participant);
+                        }
+                        (self.events)(MediaEvent::Error {
+                            participant,
+                            error,
+                            fatal,
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    fn offer_if_needed(&mut self, id: ParticipantId) {
+        let Some(c) = self.clients.get_mut(&id) else {
+            return;
+        };
+        if let Some(OfferOut { sdp, slots, tracks }) = c.next_offer() {
+            (self.events)(MediaEvent::Offer {
+                participant: id,
+                sdp,
+                slots,
+                tracks,
+            });
+        }
+        self.poll(id);
+    }
+
+    /// Release everything a participant holds: its Rtc, addresses, forwarding entries.
+    fn remove(&mut self, id: ParticipantId) {
+        let Some(mut c) = self.clients.remove(&id) else {
+            return;
+        };
+        c.rtc.disconnect();
+        for a in &c.addrs {
+            self.by_addr.remove(a);
+        }
+        self.forwarding.retain(|(publisher, _), subs| {
+            subs.remove(&id);
+            *publisher != id && !subs.is_empty()
+        });
+        for other in self.clients.values_mut() {
+            for source in Source::ALL {
+                other.unsubscribe(id, source);
+            }
+        }
+        let others: Vec<ParticipantId> = self.clients.keys().copied().collect();
+        for o in others {
+            self.offer_if_needed(o);
+        }
+    }
+
+    fn snapshot(&self) -> MediaSnapshot {
+        let mut participants: Vec<_> = self.clients.values().map(|c| c.stats.clone()).collect();
+        participants.sort_by_key(|p| p.id);
+        MediaSnapshot {
+            participants,
+            mapped_addresses: self.by_addr.len(),
+            forwarding_entries: self.forwarding.len(),
+        }
+    }
+}
+

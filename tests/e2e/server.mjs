@@ -1,0 +1,114 @@
+// Start the real `conclave` binary for one test file: fresh data directory, port 0 for HTTPS
+// and media, and wait for the line that says where it listens.
+
+import { spawn } from 'node:child_process';
+import { access, mkdtemp, rm } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const repoRoot = resolve(fileURLToPath(new URL('.', import.meta.url)), '..', '..');
+
+/** How long the server may take to print its address. */
+const START_TIMEOUT_MS = 20_000;
+/** How long the server may take to exit after SIGTERM before it gets SIGKILL. */
+const STOP_GRACE_MS = 3_000;
+
+/**
+ * The server binary: $CONCLAVE_BIN, or target/release/conclave of this repository.
+ * @returns {string}
+ */
+export function serverBinary() {
+  return process.env.CONCLAVE_BIN || join(repoRoot, 'target', 'release', 'conclave');
+}
+
+/**
+ * @typedef {object} RunningServer
+ * @property {string} url Base URL, e.g. https://127.0.0.1:41234
+ * @property {() => string} log Everything the server printed so far (stdout and stderr).
+ * @property {() => Promise<void>} stop Terminate the server and delete its data directory.
+ */
+
+/**
+ * Start `conclave serve` on loopback with ephemeral ports.
+ * @param {{extraArgs?: string[]}} [options]
+ * @returns {Promise<RunningServer>}
+ */
+export async function startServer(options = {}) {
+  const bin = serverBinary();
+  try {
+    await access(bin, constants.X_OK);
+  } catch {
+    throw new Error(
+      `server binary ${bin} is missing: run \`cargo build --release\` or set CONCLAVE_BIN`,
+    );
+  }
+  const dataDir = await mkdtemp(join(tmpdir(), 'conclave-e2e-'));
+  const args = [
+    'serve',
+    '--listen', '127.0.0.1:0',
+    '--media-port', '0',
+    '--data-dir', dataDir,
+    ...(options.extraArgs ?? []),
+  ];
+  const child = spawn(bin, args, {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'info' },
+  });
+  let output = '';
+  let exited = false;
+  const exitPromise = new Promise((resolveExit) => {
+    child.once('exit', (code, signal) => {
+      exited = true;
+      output += `\n[conclave exited: code ${code}, signal ${signal}]\n`;
+      resolveExit(undefined);
+    });
+  });
+
+  const url = await new Promise((resolveUrl, rejectUrl) => {
+    const timer = setTimeout(() => {
+      rejectUrl(new Error(`server printed no "listening on" within ${START_TIMEOUT_MS} ms:\n${output}`));
+    }, START_TIMEOUT_MS);
+    /** @param {Buffer} chunk */
+    const onData = (chunk) => {
+      output += chunk.toString('utf8');
+      const match = /listening on (https:\/\/127\.0\.0\.1:\d+)/.exec(output);
+      if (match) {
+        clearTimeout(timer);
+        resolveUrl(match[1]);
+      }
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
+    child.once('error', (err) => {
+      clearTimeout(timer);
+      rejectUrl(err);
+    });
+    child.once('exit', () => {
+      clearTimeout(timer);
+      rejectUrl(new Error(`server exited before listening:\n${output}`));
+    });
+  }).catch(async (err) => {
+    if (!exited) child.kill('SIGKILL');
+    await rm(dataDir, { recursive: true, force: true });
+    throw err;
+  });
+
+  let stopped = false;
+  return {
+    url,
+    log: () => output,
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      if (!exited) {
+        child.kill('SIGTERM');
+        const killer = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
+        await exitPromise;
+        clearTimeout(killer);
+      }
+      await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,531 @@
+// Conclave signalling and media negotiation, version 1.
+//
+// This module knows nothing about the page. It speaks the wire protocol (see
+// docs/protocol.md and crates/proto) over one WebSocket and owns the one RTCPeerConnection.
+// The UI listens to its events and calls `join`, `setSource` and `leave`.
+//
+// The server is the only SDP offerer. This client never creates an offer: it answers every
+// `offer`, one after another, in the order they arrive (a promise queue). Publishing a source
+// only swaps the track on the upstream slot the server assigned in its first offer, so it
+// needs no renegotiation.
+
+/** The protocol version this client speaks. */
+export const PROTOCOL_VERSION = 1;
+
+/** Every media source a participant can publish, in the server's slot order. */
+export const SOURCES = /** @type {const} */ (['microphone', 'camera']);
+
+/** What a room ID looks like (16 to 64 base64url characters). */
+export const ROOM_ID_PATTERN = /^[A-Za-z0-9_-]{16,64}$/;
+
+/** @typedef {'microphone' | 'camera'} Source */
+
+/**
+ * A participant as the others see it.
+ * @typedef {object} ParticipantInfo
+ * @property {string} id Server-assigned ID (16 hex digits).
+ * @property {string} name Display name.
+ * @property {Source[]} sources Sources this participant publishes now.
+ */
+
+/**
+ * What one downstream m-line carries.
+ * @typedef {object} TrackInfo
+ * @property {string} participant The publisher's ID.
+ * @property {Source} source Which of their sources.
+ */
+
+/** @typedef {'left' | 'disconnected' | 'timeout' | 'error'} LeaveReason */
+
+/**
+ * A protocol error as sent by the server, or raised by this client. Client-side codes start
+ * with `client_` so they never collide with the server's.
+ * @typedef {object} ProtocolError
+ * @property {string} code Stable machine-readable code.
+ * @property {string} message One human sentence.
+ */
+
+/**
+ * Messages from the server.
+ * @typedef {{type: 'joined', v: number, room: string, id: string, participants: ParticipantInfo[]}} JoinedMessage
+ * @typedef {{type: 'participant_joined', participant: ParticipantInfo}} ParticipantJoinedMessage
+ * @typedef {{type: 'participant_updated', participant: ParticipantInfo}} ParticipantUpdatedMessage
+ * @typedef {{type: 'participant_left', id: string, reason: LeaveReason}} ParticipantLeftMessage
+ * @typedef {{type: 'offer', sdp: string, slots: Partial<Record<Source, string>>, tracks: Record<string, TrackInfo>}} OfferMessage
+ * @typedef {{type: 'error', code: string, message: string}} ErrorMessage
+ * @typedef {{type: 'bye', reason: LeaveReason}} ByeMessage
+ * @typedef {JoinedMessage | ParticipantJoinedMessage | ParticipantUpdatedMessage | ParticipantLeftMessage | OfferMessage | ErrorMessage | ByeMessage} ServerMessage
+ */
+
+/**
+ * Messages to the server.
+ * @typedef {{type: 'join', v: number, room: string, name: string}} JoinMessage
+ * @typedef {{type: 'answer', sdp: string}} AnswerMessage
+ * @typedef {{type: 'publish', source: Source}} PublishMessage
+ * @typedef {{type: 'unpublish', source: Source}} UnpublishMessage
+ * @typedef {{type: 'leave'}} LeaveMessage
+ * @typedef {JoinMessage | AnswerMessage | PublishMessage | UnpublishMessage | LeaveMessage} ClientMessage
+ */
+
+/**
+ * A remote track the UI should show or play.
+ * @typedef {object} RemoteTrack
+ * @property {string} participant The publisher's ID.
+ * @property {Source} source Which of their sources.
+ * @property {string} mid The downstream m-line carrying it.
+ * @property {MediaStreamTrack} track The received track.
+ */
+
+/**
+ * Events a session dispatches, as `CustomEvent`s whose `detail` is given here. Subscribe with
+ * `session.on(name, handler)`.
+ * @typedef {object} SessionEventMap
+ * @property {{id: string, room: string, participants: ParticipantInfo[]}} joined
+ *   We are in; `pc` exists from now on.
+ * @property {{participant: ParticipantInfo}} participantjoined Someone entered.
+ * @property {{participant: ParticipantInfo}} participantupdated Someone's sources changed.
+ * @property {{id: string, reason: LeaveReason}} participantleft Someone left.
+ * @property {RemoteTrack} trackadded Show or play this track in the participant's tile.
+ * @property {RemoteTrack} trackremoved Stop showing or playing it.
+ * @property {ProtocolError} error The server refused something, or negotiation failed.
+ * @property {{reason: LeaveReason}} closed The session is over; no more events follow.
+ */
+
+/** @typedef {'idle' | 'connecting' | 'joined' | 'closed'} SessionState */
+
+/** How long `leave` waits for the server to close the socket before closing it itself. */
+const LEAVE_CLOSE_GRACE_MS = 1000;
+
+/**
+ * Parse one text frame from the server. Returns null for anything that is not an object with
+ * a string `type` (the server never sends such frames; a client must not crash on them).
+ * @param {string} text
+ * @returns {ServerMessage | null}
+ */
+export function parseServerMessage(text) {
+  /** @type {unknown} */
+  let value;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return null;
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return null;
+  if (typeof (/** @type {{type?: unknown}} */ (value).type) !== 'string') return null;
+  return /** @type {ServerMessage} */ (value);
+}
+
+/**
+ * The WebSocket URL of the server that served `location`.
+ * @param {Location | URL} location
+ * @returns {string}
+ */
+export function signallingUrl(location) {
+  const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
+  return `${scheme}//${location.host}/ws`;
+}
+
+/**
+ * One participant's connection to one room: the WebSocket, the RTCPeerConnection and the
+ * negotiation between them.
+ */
+export class ConclaveSession extends EventTarget {
+  /** @type {string} */
+  #url;
+  /** @type {WebSocket | null} */
+  #ws = null;
+  /** @type {SessionState} */
+  #state = 'idle';
+  /** @type {RTCPeerConnection | null} */
+  #pc = null;
+  /** @type {string | null} */
+  #id = null;
+  /** @type {string | null} */
+  #room = null;
+  /** @type {Map<string, ParticipantInfo>} Everyone else in the room, by ID. */
+  #participants = new Map();
+  /** @type {Map<Source, MediaStreamTrack>} Local tracks the user wants to send. */
+  #localTracks = new Map();
+  /** @type {Map<Source, string>} Upstream slot mids from the latest offer. */
+  #slots = new Map();
+  /** @type {Set<Source>} Sources the server was told we publish. */
+  #announced = new Set();
+  /** @type {Record<string, TrackInfo>} Downstream mids from the latest offer. */
+  #trackMap = {};
+  /** @type {Map<string, RemoteTrack>} Remote tracks handed to the UI, by `participant/source`. */
+  #remote = new Map();
+  /** Serializes offers and source changes: each runs after the previous one settled. */
+  #queue = Promise.resolve();
+
+  /**
+   * @param {string} url WebSocket URL, e.g. from `signallingUrl(location)`.
+   */
+  constructor(url) {
+    super();
+    this.#url = url;
+  }
+
+  /** The connection state. */
+  get state() {
+    return this.#state;
+  }
+
+  /** The peer connection; exists once `joined` fired (closed when the session ends). */
+  get pc() {
+    return this.#pc;
+  }
+
+  /** Our participant ID once joined. */
+  get id() {
+    return this.#id;
+  }
+
+  /** The room joined. */
+  get room() {
+    return this.#room;
+  }
+
+  /** Everyone else in the room. @returns {ParticipantInfo[]} */
+  get participants() {
+    return [...this.#participants.values()];
+  }
+
+  /** What each downstream mid carries, as of the latest offer. @returns {Record<string, TrackInfo>} */
+  get trackMap() {
+    return { ...this.#trackMap };
+  }
+
+  /** Upstream slot mids, as of the latest offer. @returns {Partial<Record<Source, string>>} */
+  get slots() {
+    return Object.fromEntries(this.#slots);
+  }
+
+  /**
+   * Call `handler` with the detail of every `name` event.
+   * @template {keyof SessionEventMap} K
+   * @param {K} name
+   * @param {(detail: SessionEventMap[K]) => void} handler
+   */
+  on(name, handler) {
+    this.addEventListener(name, (event) => {
+      handler(/** @type {CustomEvent<SessionEventMap[K]>} */ (event).detail);
+    });
+  }
+
+  /**
+   * Connect and join `room` as `name`. Resolves with the `joined` message; rejects with a
+   * ProtocolError if the server refuses the join or the connection fails first.
+   * @param {string} room
+   * @param {string} name
+   * @returns {Promise<JoinedMessage>}
+   */
+  join(room, name) {
+    if (this.#state !== 'idle') {
+      return Promise.reject(clientError('client_state', `cannot join in state ${this.#state}`));
+    }
+    this.#state = 'connecting';
+    return new Promise((resolve, reject) => {
+      const ws = new WebSocket(this.#url);
+      this.#ws = ws;
+      let settled = false;
+      /** @param {ProtocolError} err */
+      const fail = (err) => {
+        if (settled) return;
+        settled = true;
+        this.#teardown();
+        reject(err);
+      };
+      ws.addEventListener('open', () => {
+        this.#send({ type: 'join', v: PROTOCOL_VERSION, room, name });
+      });
+      ws.addEventListener('message', (event) => {
+        if (typeof event.data !== 'string') return;
+        const msg = parseServerMessage(event.data);
+        if (!msg) {
+          console.warn('conclave: ignoring a malformed server frame');
+          return;
+        }
+        if (!settled) {
+          if (msg.type === 'joined') {
+            settled = true;
+            this.#onJoined(msg);
+            resolve(msg);
+            return;
+          }
+          if (msg.type === 'error') {
+            fail({ code: msg.code, message: msg.message });
+            ws.close(1000);
+            return;
+          }
+          if (msg.type === 'bye') {
+            fail(clientError('client_refused', `the server ended the session (${msg.reason})`));
+            return;
+          }
+        }
+        this.#onMessage(msg);
+      });
+      ws.addEventListener('close', (event) => {
+        if (!settled) {
+          fail(
+            clientError(
+              'client_disconnected',
+              `the connection closed before joining (code ${event.code})`,
+            ),
+          );
+          return;
+        }
+        this.#finish('disconnected');
+      });
+      ws.addEventListener('error', () => {
+        // A `close` event always follows; it reports the failure.
+      });
+    });
+  }
+
+  /**
+   * Send `track` on the upstream slot of `source` (null stops sending) and tell the server.
+   * The caller owns the track and stops it. Changes are applied in order with offers.
+   * @param {Source} source
+   * @param {MediaStreamTrack | null} track
+   * @returns {Promise<void>}
+   */
+  setSource(source, track) {
+    if (track) this.#localTracks.set(source, track);
+    else this.#localTracks.delete(source);
+    return this.#enqueue(async () => {
+      if (this.#state !== 'joined') return;
+      const transceiver = this.#slotTransceiver(source);
+      if (!transceiver) return; // No offer yet: the first offer attaches the track.
+      const wanted = this.#localTracks.get(source) ?? null;
+      if (transceiver.sender.track !== wanted) await transceiver.sender.replaceTrack(wanted);
+      this.#syncAnnouncements();
+    });
+  }
+
+  /** Leave the room and close everything. Idempotent. */
+  leave() {
+    if (this.#state === 'closed' || this.#state === 'idle') return;
+    const ws = this.#ws;
+    if (ws && ws.readyState === WebSocket.OPEN) {
+      this.#send({ type: 'leave' });
+      // The server closes the socket after `leave`; close it ourselves if it does not.
+      setTimeout(() => ws.close(1000), LEAVE_CLOSE_GRACE_MS);
+    } else {
+      ws?.close(1000);
+    }
+    this.#finish('left');
+  }
+
+  /**
+   * @param {JoinedMessage} msg
+   */
+  #onJoined(msg) {
+    this.#state = 'joined';
+    this.#id = msg.id;
+    this.#room = msg.room;
+    for (const p of msg.participants) this.#participants.set(p.id, p);
+    // No ICE servers: the server is reachable directly (and runs its own TURN later).
+    this.#pc = new RTCPeerConnection({ iceServers: [], bundlePolicy: 'max-bundle' });
+    this.#emit('joined', { id: msg.id, room: msg.room, participants: msg.participants });
+  }
+
+  /**
+   * @param {ServerMessage} msg
+   */
+  #onMessage(msg) {
+    if (this.#state !== 'joined') return;
+    switch (msg.type) {
+      case 'participant_joined':
+        this.#participants.set(msg.participant.id, msg.participant);
+        this.#emit('participantjoined', { participant: msg.participant });
+        break;
+      case 'participant_updated':
+        this.#participants.set(msg.participant.id, msg.participant);
+        this.#emit('participantupdated', { participant: msg.participant });
+        break;
+      case 'participant_left':
+        this.#participants.delete(msg.id);
+        this.#emit('participantleft', { id: msg.id, reason: msg.reason });
+        break;
+      case 'offer':
+        this.#enqueue(() => this.#answer(msg)).catch((e) => {
+          console.error('conclave: negotiation failed', e);
+          this.#emit('error', clientError('client_negotiation', describe(e)));
+        });
+        break;
+      case 'error':
+        this.#emit('error', { code: msg.code, message: msg.message });
+        break;
+      case 'bye':
+        this.#finish(msg.reason);
+        break;
+      case 'joined':
+        console.warn('conclave: ignoring a second joined message');
+        break;
+      default:
+        console.warn('conclave: ignoring an unknown message type', /** @type {{type: string}} */ (msg).type);
+    }
+  }
+
+  /**
+   * Answer one offer: apply it, attach local tracks to the upstream slots, send the answer,
+   * then hand new or vanished remote tracks to the UI.
+   * @param {OfferMessage} msg
+   */
+  async #answer(msg) {
+    const pc = this.#pc;
+    if (!pc || this.#state !== 'joined') return;
+    await pc.setRemoteDescription({ type: 'offer', sdp: msg.sdp });
+    this.#slots = new Map();
+    for (const source of SOURCES) {
+      const mid = msg.slots[source];
+      if (typeof mid === 'string') this.#slots.set(source, mid);
+    }
+    for (const source of this.#slots.keys()) {
+      const transceiver = this.#slotTransceiver(source);
+      if (!transceiver) {
+        console.warn(`conclave: the offer names slot ${source} but has no such m-line`);
+        continue;
+      }
+      transceiver.direction = 'sendonly';
+      const wanted = this.#localTracks.get(source) ?? null;
+      if (transceiver.sender.track !== wanted) await transceiver.sender.replaceTrack(wanted);
+    }
+    await pc.setLocalDescription();
+    const answer = pc.localDescription;
+    if (!answer || this.#state !== 'joined') return;
+    this.#send({ type: 'answer', sdp: answer.sdp });
+    this.#trackMap = msg.tracks ?? {};
+    this.#reconcileRemoteTracks();
+    this.#syncAnnouncements();
+  }
+
+  /**
+   * Compare the downstream tracks of the latest offer with those handed to the UI, and emit
+   * `trackremoved` / `trackadded` for the differences. A mid that is no longer listed, or
+   * whose transceiver was stopped, loses its tile media.
+   */
+  #reconcileRemoteTracks() {
+    const pc = this.#pc;
+    if (!pc) return;
+    const transceivers = pc.getTransceivers();
+    /** @type {Map<string, RemoteTrack>} */
+    const live = new Map();
+    for (const [mid, info] of Object.entries(this.#trackMap)) {
+      const transceiver = transceivers.find((t) => t.mid === mid);
+      if (!transceiver || transceiver.currentDirection === 'stopped') continue;
+      if (transceiver.currentDirection === 'inactive' || transceiver.currentDirection === 'sendonly') continue;
+      live.set(`${info.participant}/${info.source}`, {
+        participant: info.participant,
+        source: info.source,
+        mid,
+        track: transceiver.receiver.track,
+      });
+    }
+    for (const [key, old] of this.#remote) {
+      const now = live.get(key);
+      if (!now || now.track !== old.track || now.mid !== old.mid) this.#emit('trackremoved', old);
+    }
+    for (const [key, now] of live) {
+      const old = this.#remote.get(key);
+      if (!old || now.track !== old.track || now.mid !== old.mid) this.#emit('trackadded', now);
+    }
+    this.#remote = live;
+  }
+
+  /** Tell the server about every source whose sending state changed and has a slot. */
+  #syncAnnouncements() {
+    for (const source of SOURCES) {
+      if (!this.#slotTransceiver(source)) continue;
+      const sending = this.#localTracks.has(source);
+      if (sending && !this.#announced.has(source)) {
+        this.#send({ type: 'publish', source });
+        this.#announced.add(source);
+      } else if (!sending && this.#announced.has(source)) {
+        this.#send({ type: 'unpublish', source });
+        this.#announced.delete(source);
+      }
+    }
+  }
+
+  /**
+   * The transceiver of the upstream slot for `source`, if the server assigned one.
+   * @param {Source} source
+   * @returns {RTCRtpTransceiver | undefined}
+   */
+  #slotTransceiver(source) {
+    const mid = this.#slots.get(source);
+    if (mid === undefined || !this.#pc) return undefined;
+    return this.#pc.getTransceivers().find((t) => t.mid === mid);
+  }
+
+  /**
+   * Run `task` after every earlier task settled.
+   * @template T
+   * @param {() => Promise<T>} task
+   * @returns {Promise<T>}
+   */
+  #enqueue(task) {
+    const run = this.#queue.then(task);
+    this.#queue = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
+  }
+
+  /**
+   * @param {ClientMessage} msg
+   */
+  #send(msg) {
+    const ws = this.#ws;
+    if (!ws || ws.readyState !== WebSocket.OPEN) return;
+    ws.send(JSON.stringify(msg));
+  }
+
+  /**
+   * End the session once: close the peer connection and tell the UI.
+   * @param {LeaveReason} reason
+   */
+  #finish(reason) {
+    if (this.#state === 'closed') return;
+    const wasJoined = this.#state === 'joined';
+    this.#teardown();
+    if (wasJoined) this.#emit('closed', { reason });
+  }
+
+  #teardown() {
+    this.#state = 'closed';
+    for (const remote of this.#remote.values()) this.#emit('trackremoved', remote);
+    this.#remote.clear();
+    this.#pc?.close();
+    const ws = this.#ws;
+    if (ws && ws.readyState === WebSocket.CONNECTING) ws.close(1000);
+  }
+
+  /**
+   * @template {keyof SessionEventMap} K
+   * @param {K} name
+   * @param {SessionEventMap[K]} detail
+   */
+  #emit(name, detail) {
+    this.dispatchEvent(new CustomEvent(name, { detail }));
+  }
+}
+
+/**
+ * @param {string} code
+ * @param {string} message
+ * @returns {ProtocolError}
+ */
+function clientError(code, message) {
+  return { code, message };
+}
+
+/**
+ * @param {unknown} e
+ * @returns {string}
+ */
+function describe(e) {
+  return e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+}
