@@ -118,11 +118,13 @@ impl Client {
 
     /// Want `publisher`'s `source`.
     pub fn subscribe(&mut self, publisher: ParticipantId, source: Source) {
-        if let Some(s) = self
-            .subs
-            .iter_mut()
-            .find(|s| s.publisher == publisher && s.source == source)
-        {
+        // A line whose stop is already in the outstanding offer cannot be revived: it is
+        // dropped when the answer comes, and a new line is negotiated next to it.
+        if let Some(s) = self.subs.iter_mut().find(|s| {
+            s.publisher == publisher
+                && s.source == source
+                && !matches!(s.state, SubState::NegotiatingStop(_))
+        }) {
             // Re-subscribed while a stop or cancel was queued: keep the line.
             s.cancelled = false;
             if let SubState::ToStop(m) = s.state {
@@ -140,11 +142,11 @@ impl Client {
 
     /// Stop wanting `publisher`'s `source`.
     pub fn unsubscribe(&mut self, publisher: ParticipantId, source: Source) {
-        let Some(i) = self
-            .subs
-            .iter()
-            .position(|s| s.publisher == publisher && s.source == source)
-        else {
+        let Some(i) = self.subs.iter().position(|s| {
+            s.publisher == publisher
+                && s.source == source
+                && !matches!(s.state, SubState::NegotiatingStop(_))
+        }) else {
             return;
         };
         match self.subs[i].state {

@@ -1,0 +1,166 @@
+//! Media-plane integration tests: the server in-process on ports 0, headless participants
+//! (str0m clients) over real UDP on loopback.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{ROOM, eventually, start};
+use conclave_load::TestParticipant;
+use conclave_proto::{LeaveReason, ServerMessage, Source};
+
+const T: Duration = Duration::from_secs(20);
+
+async fn join_all(url: &str, names: &[&str]) -> Vec<TestParticipant> {
+    let futs = names.iter().map(|n| TestParticipant::join(url, ROOM, n));
+    futures_util::future::join_all(futs)
+        .await
+        .into_iter()
+        .map(|r| r.expect("join"))
+        .collect()
+}
+
+fn publish_all(ps: &[TestParticipant]) {
+    for p in ps {
+        p.publish(Source::Microphone);
+        p.publish(Source::Camera);
+    }
+}
+
+/// Wait until every participant receives at least `n` packets of both sources from every
+/// other participant.
+async fn all_receive_from_all(ps: &[TestParticipant], n: u64) {
+    for p in ps {
+        for q in ps.iter().filter(|q| q.id != p.id) {
+            for s in Source::ALL {
+                let what = format!("{} receiving {s:?} from {}", p.id, q.id);
+                let key = (q.id, s);
+                eventually(&what, T, || {
+                    p.received().get(&key).copied().unwrap_or(0) >= n
+                })
+                .await;
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_participants_exchange_audio_and_video_and_a_leaver_is_released() {
+    let srv = start(|_| {}).await;
+    let mut ps = Vec::new();
+    // One after another.
+    for name in ["Ada", "Bob", "Cy"] {
+        let p = TestParticipant::join(&srv.url, ROOM, name).await.unwrap();
+        p.publish(Source::Microphone);
+        p.publish(Source::Camera);
+        ps.push(p);
+    }
+    all_receive_from_all(&ps, 30).await;
+
+    let snap = srv.server.media_snapshot().unwrap();
+    assert_eq!(snap.participants.len(), 3);
+    // Two others × two sources each.
+    assert!(snap.participants.iter().all(|p| p.subscriptions == 4), "{snap:?}");
+
+    let leaver = ps.pop().unwrap();
+    let leaver_id = leaver.id;
+    leaver.leave();
+    for p in &ps {
+        eventually("participant_left", T, || {
+            p.observed().messages.iter().any(|m| {
+                matches!(m, ServerMessage::ParticipantLeft { id, reason: LeaveReason::Left } if *id == leaver_id)
+            })
+        })
+        .await;
+    }
+    // Released: the media plane holds nothing of it.
+    eventually("media plane releases the leaver", T, || {
+        let s = srv.server.media_snapshot().unwrap();
+        s.get(leaver_id).is_none()
+            && s.participants.len() == 2
+            && s.participants.iter().all(|p| p.subscriptions == 2)
+            && s.mapped_addresses == 2
+            && s.forwarding_entries == 4
+    })
+    .await;
+    let stats = srv.server.core_stats().await.unwrap();
+    assert_eq!((stats.rooms, stats.participants), (1, 2));
+
+    // Nothing more is forwarded to or from it.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let to_leaver = leaver.datagrams_received();
+    let from_leaver: Vec<u64> = ps
+        .iter()
+        .map(|p| {
+            Source::ALL
+                .iter()
+                .map(|s| p.received().get(&(leaver_id, *s)).copied().unwrap_or(0))
+                .sum()
+        })
+        .collect();
+    let between: Vec<u64> = ps.iter().map(|p| p.received().values().sum()).collect();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(leaver.datagrams_received(), to_leaver, "datagrams reached the leaver");
+    for (i, p) in ps.iter().enumerate() {
+        let now: u64 = Source::ALL
+            .iter()
+            .map(|s| p.received().get(&(leaver_id, *s)).copied().unwrap_or(0))
+            .sum();
+        assert_eq!(now, from_leaver[i], "packets from the leaver still forwarded");
+        // The two who stayed still hear each other.
+        assert!(p.received().values().sum::<u64>() > between[i] + 20);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn participants_joining_and_publishing_at_the_same_moment() {
+    let srv = start(|_| {}).await;
+    let ps = join_all(&srv.url, &["A", "B", "C", "D"]).await;
+    publish_all(&ps);
+    all_receive_from_all(&ps, 30).await;
+    // Unpublish and republish at the same moment everywhere: renegotiation stays consistent.
+    for p in &ps {
+        p.unpublish(Source::Camera);
+    }
+    for p in &ps {
+        p.publish(Source::Camera);
+    }
+    let before: Vec<_> = ps.iter().map(|p| p.received()).collect();
+    for (i, p) in ps.iter().enumerate() {
+        for q in ps.iter().filter(|q| q.id != p.id) {
+            let key = (q.id, Source::Camera);
+            let base = before[i].get(&key).copied().unwrap_or(0);
+            eventually("video after republish", T, || {
+                p.received().get(&key).copied().unwrap_or(0) > base + 20
+            })
+            .await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_participant_that_vanishes_is_removed_after_the_timeout() {
+    let srv = start(|c| c.participant_timeout_secs = 2).await;
+    let ps = join_all(&srv.url, &["Stays", "Vanishes"]).await;
+    publish_all(&ps);
+    all_receive_from_all(&ps, 20).await;
+    let gone = ps[1].id;
+    ps[1].vanish();
+    eventually("timeout removal", T, || {
+        ps[0].observed().messages.iter().any(|m| {
+            matches!(m, ServerMessage::ParticipantLeft { id, reason: LeaveReason::Timeout } if *id == gone)
+        })
+    })
+    .await;
+    let s = srv.server.media_snapshot().unwrap();
+    assert!(s.get(gone).is_none());
+    assert_eq!(s.participants.len(), 1);
+    assert_eq!(s.forwarding_entries, 0);
+    // The vanished one's signalling was told why and closed.
+    eventually("bye(timeout)", T, || {
+        ps[1].observed().messages.iter().any(|m| {
+            matches!(m, ServerMessage::Bye { reason: LeaveReason::Timeout })
+        })
+    })
+    .await;
+}
