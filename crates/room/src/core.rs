@@ -190,7 +190,11 @@ impl RoomCore {
                 );
             }
             Input::Message(conn, msg) => {
-                if self.admit(now, conn, &mut out) {
+                // Answers are exempt: the server sends at most one offer at a time, so their
+                // number is bounded by the server itself, and dropping one would break the
+                // session. An answer without an outstanding offer is refused before parsing.
+                let exempt = matches!(msg, ClientMessage::Answer { .. });
+                if exempt || self.admit(now, conn, &mut out) {
                     self.on_message(conn, msg, &mut out);
                 }
             }

@@ -321,3 +321,43 @@ fn rate_limit_on_simulated_time() {
     // Time going backwards does not panic or add tokens.
     assert!(core.handle(t0, garbage()).is_empty());
 }
+
+#[test]
+fn answers_are_not_rate_limited() {
+    let mut core = RoomCore::new(Limits {
+        messages_per_second: 1.0,
+        message_burst: 1.0,
+        ..Limits::default()
+    });
+    let t0 = Instant::now();
+    core.handle(t0, Input::Connected(ConnId(1)));
+    core.handle(
+        t0,
+        Input::Message(
+            ConnId(1),
+            ClientMessage::Join {
+                v: 1,
+                room: ROOM.into(),
+                name: "Ada".into(),
+            },
+        ),
+    );
+    for _ in 0..10 {
+        let e = core.handle(
+            t0,
+            Input::Message(ConnId(1), ClientMessage::Answer { sdp: "v=0".into() }),
+        );
+        assert!(matches!(e[0], Effect::Media(MediaCommand::Answer { .. })), "{e:?}");
+    }
+    // Other messages are limited.
+    let e = core.handle(
+        t0,
+        Input::Message(
+            ConnId(1),
+            ClientMessage::Publish {
+                source: Source::Camera,
+            },
+        ),
+    );
+    assert_eq!(error_code(&e), Some(ErrorCode::RateLimited));
+}
