@@ -136,9 +136,13 @@ fn media_event(
                 Vec::new()
             }
         }
-        MediaEvent::Gone { participant } => {
-            end(core, conns, now, ConnId(participant.0), LeaveReason::Timeout)
-        }
+        MediaEvent::Gone { participant } => end(
+            core,
+            conns,
+            now,
+            ConnId(participant.0),
+            LeaveReason::Timeout,
+        ),
     }
 }
 

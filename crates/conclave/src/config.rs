@@ -171,7 +171,9 @@ impl Config {
         if l.max_message_bytes < 1024 {
             bail!("limits.max_message_bytes must be at least 1024");
         }
-        if !(l.messages_per_second > 0.0) || !(l.message_burst >= 1.0) {
+        let rate_ok = l.messages_per_second.is_finite() && l.messages_per_second > 0.0;
+        let burst_ok = l.message_burst.is_finite() && l.message_burst >= 1.0;
+        if !rate_ok || !burst_ok {
             bail!("limits.messages_per_second must be > 0 and limits.message_burst >= 1");
         }
         if self.participant_timeout_secs == 0 {
@@ -310,7 +312,11 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("conclave-cfg-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let f = dir.join("c.toml");
-        std::fs::write(&f, "media_port = 1\n[limits]\nmax_rooms = 5\nmax_name_chars = 7\n").unwrap();
+        std::fs::write(
+            &f,
+            "media_port = 1\n[limits]\nmax_rooms = 5\nmax_name_chars = 7\n",
+        )
+        .unwrap();
         let mut flags = toml::Table::new();
         flags.insert("media_port".into(), toml::Value::Integer(3));
         let c = Config::load(
@@ -336,7 +342,10 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let f = dir.join("c.toml");
         std::fs::write(&f, "[limits]\nmax_roomz = 5\n").unwrap();
-        let e = format!("{:#}", Config::load(Some(&f), env(&[]), toml::Table::new()).unwrap_err());
+        let e = format!(
+            "{:#}",
+            Config::load(Some(&f), env(&[]), toml::Table::new()).unwrap_err()
+        );
         assert!(e.contains("max_roomz"), "{e}");
         let e = format!(
             "{:#}",
@@ -345,9 +354,16 @@ mod tests {
         assert!(e.contains("listn"), "{e}");
         let e = format!(
             "{:#}",
-            Config::load(None, env(&[("CONCLAVE_MEDIA_PORT", "banana")]), toml::Table::new())
-                .unwrap_err()
+            Config::load(
+                None,
+                env(&[("CONCLAVE_MEDIA_PORT", "banana")]),
+                toml::Table::new()
+            )
+            .unwrap_err()
         );
-        assert!(e.contains("banana") || e.contains("media_port") || e.contains("integer"), "{e}");
+        assert!(
+            e.contains("banana") || e.contains("media_port") || e.contains("integer"),
+            "{e}"
+        );
     }
 }

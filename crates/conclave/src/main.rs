@@ -64,10 +64,15 @@ impl ServeArgs {
         put("listen", self.listen.map(|v| v.to_string().into()));
         put(
             "data_dir",
-            self.data_dir.as_ref().map(|v| v.display().to_string().into()),
+            self.data_dir
+                .as_ref()
+                .map(|v| v.display().to_string().into()),
         );
         put("media_port", self.media_port.map(|v| i64::from(v).into()));
-        put("media_bind_ip", self.media_bind_ip.map(|v| v.to_string().into()));
+        put(
+            "media_bind_ip",
+            self.media_bind_ip.map(|v| v.to_string().into()),
+        );
         put("public_ip", self.public_ip.map(|v| v.to_string().into()));
         put(
             "participant_timeout_secs",
@@ -123,7 +128,9 @@ async fn serve(config: Config) -> Result<()> {
         addr.port(),
         server.media_addr()
     );
-    tokio::signal::ctrl_c().await.context("waiting for ctrl-c")?;
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for ctrl-c")?;
     tracing::info!("shutting down");
     drop(server);
     Ok(())

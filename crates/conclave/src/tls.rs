@@ -29,8 +29,7 @@ pub fn cert_paths(config: &Config) -> Result<(PathBuf, PathBuf)> {
 }
 
 fn generate_self_signed(dir: &Path, cert: &Path, key: &Path) -> Result<()> {
-    std::fs::create_dir_all(dir)
-        .with_context(|| format!("cannot create {}", dir.display()))?;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let names = vec![
         "localhost".to_string(),
         "127.0.0.1".to_string(),

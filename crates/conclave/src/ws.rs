@@ -33,7 +33,11 @@ fn text(m: &ServerMessage) -> Message {
 }
 
 /// Serve one socket until it closes.
-pub async fn serve(socket: WebSocket, conf: mpsc::UnboundedSender<ToConference>, limits: SocketLimits) {
+pub async fn serve(
+    socket: WebSocket,
+    conf: mpsc::UnboundedSender<ToConference>,
+    limits: SocketLimits,
+) {
     let conn = ConnId(rand::random());
     let (tx, mut rx) = mpsc::unbounded_channel();
     let (reply_tx, reply_rx) = oneshot::channel();

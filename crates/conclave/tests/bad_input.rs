@@ -111,9 +111,12 @@ async fn oversized_messages_close_the_connection() {
     assert!(s.closed_within(T).await, "connection should be closed");
     // Just under the limit is fine.
     let mut s2 = connect(&srv.url).await.unwrap();
-    s2.send_text(&format!(r#"{{"type":"leave","pad":"{}"}}"#, "y".repeat(30_000)))
-        .await
-        .unwrap();
+    s2.send_text(&format!(
+        r#"{{"type":"leave","pad":"{}"}}"#,
+        "y".repeat(30_000)
+    ))
+    .await
+    .unwrap();
     expect_error(&mut s2, ErrorCode::BadMessage).await;
     meeting.assert_flowing().await;
     let stats = srv.server.core_stats().await.unwrap();
@@ -171,7 +174,10 @@ async fn sdp_garbage_is_refused_without_breaking_the_session() {
         assert_eq!(e.code, ErrorCode::InvalidSdp, "{}", e.message);
     }
     // The participant is still in the room: the others see it.
-    eventually("garbage participant listed", T, || meeting.a.observed().others.len() == 2).await;
+    eventually("garbage participant listed", T, || {
+        meeting.a.observed().others.len() == 2
+    })
+    .await;
     meeting.assert_flowing().await;
 }
 
@@ -193,8 +199,14 @@ async fn floods_are_rate_limited() {
     {
         codes.push(e.code);
     }
-    let unknown = codes.iter().filter(|c| **c == ErrorCode::UnknownType).count();
-    let limited = codes.iter().filter(|c| **c == ErrorCode::RateLimited).count();
+    let unknown = codes
+        .iter()
+        .filter(|c| **c == ErrorCode::UnknownType)
+        .count();
+    let limited = codes
+        .iter()
+        .filter(|c| **c == ErrorCode::RateLimited)
+        .count();
     assert!(unknown <= 6, "{codes:?}");
     assert!(limited >= 1, "{codes:?}");
     meeting.assert_flowing().await;

@@ -60,7 +60,10 @@ async fn three_participants_exchange_audio_and_video_and_a_leaver_is_released() 
     let snap = srv.server.media_snapshot().unwrap();
     assert_eq!(snap.participants.len(), 3);
     // Two others × two sources each.
-    assert!(snap.participants.iter().all(|p| p.subscriptions == 4), "{snap:?}");
+    assert!(
+        snap.participants.iter().all(|p| p.subscriptions == 4),
+        "{snap:?}"
+    );
 
     let leaver = ps.pop().unwrap();
     let leaver_id = leaver.id;
@@ -100,13 +103,20 @@ async fn three_participants_exchange_audio_and_video_and_a_leaver_is_released() 
         .collect();
     let between: Vec<u64> = ps.iter().map(|p| p.received().values().sum()).collect();
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(leaver.datagrams_received(), to_leaver, "datagrams reached the leaver");
+    assert_eq!(
+        leaver.datagrams_received(),
+        to_leaver,
+        "datagrams reached the leaver"
+    );
     for (i, p) in ps.iter().enumerate() {
         let now: u64 = Source::ALL
             .iter()
             .map(|s| p.received().get(&(leaver_id, *s)).copied().unwrap_or(0))
             .sum();
-        assert_eq!(now, from_leaver[i], "packets from the leaver still forwarded");
+        assert_eq!(
+            now, from_leaver[i],
+            "packets from the leaver still forwarded"
+        );
         // The two who stayed still hear each other.
         assert!(p.received().values().sum::<u64>() > between[i] + 20);
     }
@@ -159,7 +169,12 @@ async fn a_participant_that_vanishes_is_removed_after_the_timeout() {
     // The vanished one's signalling was told why and closed.
     eventually("bye(timeout)", T, || {
         ps[1].observed().messages.iter().any(|m| {
-            matches!(m, ServerMessage::Bye { reason: LeaveReason::Timeout })
+            matches!(
+                m,
+                ServerMessage::Bye {
+                    reason: LeaveReason::Timeout
+                }
+            )
         })
     })
     .await;

@@ -65,9 +65,9 @@ impl RawSocket {
                 None => return Ok(None),
                 Some(Err(e)) => return Err(e.into()),
                 Some(Ok(Message::Text(t))) => {
-                    return Ok(Some(serde_json::from_str(t.as_str()).with_context(|| {
-                        format!("server sent a message we cannot parse: {t}")
-                    })?));
+                    return Ok(Some(serde_json::from_str(t.as_str()).with_context(
+                        || format!("server sent a message we cannot parse: {t}"),
+                    )?));
                 }
                 Some(Ok(Message::Close(_))) => return Ok(None),
                 Some(Ok(_)) => continue,

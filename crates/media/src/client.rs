@@ -187,8 +187,13 @@ impl Client {
                     };
                     let stream = sub.publisher.to_string();
                     let track = format!("{}-{}", sub.publisher, source_name(sub.source));
-                    let mid =
-                        change.add_media(kind, Direction::SendOnly, Some(stream), Some(track), None);
+                    let mid = change.add_media(
+                        kind,
+                        Direction::SendOnly,
+                        Some(stream),
+                        Some(track),
+                        None,
+                    );
                     sub.state = SubState::Negotiating(mid);
                 }
                 SubState::ToStop(mid) => {

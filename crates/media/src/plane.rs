@@ -30,6 +30,8 @@ pub enum Command {
 const MAX_SLEEP: Duration = Duration::from_millis(10);
 
 /// Something one client produced that concerns another.
+// Nearly every entry is a packet; boxing it would cost an allocation per packet.
+#[allow(clippy::large_enum_variant)]
 enum Propagate {
     Rtp(ParticipantId, Source, RtpPacket),
     Keyframe(ParticipantId, Source, KeyframeRequestKind),
@@ -166,8 +168,7 @@ impl Plane {
             .values()
             .filter(|c| {
                 !c.rtc.is_alive()
-                    || now.saturating_duration_since(c.last_heard)
-                        > self.config.participant_timeout
+                    || now.saturating_duration_since(c.last_heard) > self.config.participant_timeout
             })
             .map(|c| c.id)
             .collect();
@@ -225,8 +226,11 @@ impl Plane {
                     }
                     Event::KeyframeRequest(req) => {
                         if let Some(sub) = client.sub_by_mid(req.mid) {
-                            self.queue
-                                .push(Propagate::Keyframe(sub.publisher, sub.source, req.kind));
+                            self.queue.push(Propagate::Keyframe(
+                                sub.publisher,
+                                sub.source,
+                                req.kind,
+                            ));
                         }
                     }
                     _ => {}
@@ -265,7 +269,11 @@ impl Plane {
             };
             let pt = pkt.header.payload_type;
             // Only forward codecs the subscriber accepted on this m-line (H.264 may not be).
-            if !sub.rtc.media(mid).is_some_and(|m| m.remote_pts().contains(&pt)) {
+            if !sub
+                .rtc
+                .media(mid)
+                .is_some_and(|m| m.remote_pts().contains(&pt))
+            {
                 continue;
             }
             let mut api = sub.rtc.direct_api();
@@ -287,7 +295,12 @@ impl Plane {
         }
     }
 
-    fn request_keyframe(&mut self, publisher: ParticipantId, source: Source, kind: KeyframeRequestKind) {
+    fn request_keyframe(
+        &mut self,
+        publisher: ParticipantId,
+        source: Source,
+        kind: KeyframeRequestKind,
+    ) {
         if source.is_audio() {
             return;
         }
@@ -435,4 +448,3 @@ impl Plane {
         }
     }
 }
-

@@ -85,7 +85,9 @@ impl<'de> Deserialize<'de> for ParticipantId {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
         if s.len() != 16 {
-            return Err(serde::de::Error::custom("a participant ID has 16 hex digits"));
+            return Err(serde::de::Error::custom(
+                "a participant ID has 16 hex digits",
+            ));
         }
         u64::from_str_radix(&s, 16)
             .map(ParticipantId)

@@ -24,7 +24,10 @@ fn each_bad_input_has_its_own_code() {
         (r#"{"no_type":1}"#, ErrorCode::BadMessage),
         (r#"{"type":"teleport"}"#, ErrorCode::UnknownType),
         (r#"{"type":"join","v":1}"#, ErrorCode::BadMessage),
-        (r#"{"type":"publish","source":"hologram"}"#, ErrorCode::BadMessage),
+        (
+            r#"{"type":"publish","source":"hologram"}"#,
+            ErrorCode::BadMessage,
+        ),
         (r#"{"type":"leave","extra":true}"#, ErrorCode::BadMessage),
     ];
     for (text, code) in cases {

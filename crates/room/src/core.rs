@@ -358,7 +358,9 @@ impl RoomCore {
                 participants: others.clone(),
             },
         ));
-        out.push(Effect::Media(MediaCommand::AddParticipant { participant: me }));
+        out.push(Effect::Media(MediaCommand::AddParticipant {
+            participant: me,
+        }));
         for other in &others {
             out.push(Effect::Send(
                 ConnId(other.id.0),

@@ -71,8 +71,10 @@ fn sent_to(effects: &[Effect], c: u64) -> Vec<ServerMessage> {
 fn join_announces_and_lists_participants() {
     let mut s = Sim::new(Limits::default());
     let e1 = s.join(1, ROOM, "Ada");
-    assert!(matches!(&sent_to(&e1, 1)[0], ServerMessage::Joined { participants, id, .. }
-        if participants.is_empty() && *id == ParticipantId(1)));
+    assert!(
+        matches!(&sent_to(&e1, 1)[0], ServerMessage::Joined { participants, id, .. }
+        if participants.is_empty() && *id == ParticipantId(1))
+    );
     assert_eq!(
         media(&e1),
         vec![MediaCommand::AddParticipant {
@@ -121,8 +123,10 @@ fn publish_subscribes_others_and_late_joiners() {
             }
         ]
     );
-    assert!(matches!(&sent_to(&e, 2)[0], ServerMessage::ParticipantUpdated { participant }
-        if participant.sources == vec![Source::Camera]));
+    assert!(
+        matches!(&sent_to(&e, 2)[0], ServerMessage::ParticipantUpdated { participant }
+        if participant.sources == vec![Source::Camera])
+    );
     // Publishing twice changes nothing.
     assert!(
         s.msg(
@@ -180,7 +184,9 @@ fn leave_unsubscribes_removes_and_closes_empty_rooms() {
             }
         ]
     );
-    assert!(matches!(&sent_to(&e, 1)[0], ServerMessage::ParticipantLeft { id, reason: LeaveReason::Left } if *id == ParticipantId(2)));
+    assert!(
+        matches!(&sent_to(&e, 1)[0], ServerMessage::ParticipantLeft { id, reason: LeaveReason::Left } if *id == ParticipantId(2))
+    );
     assert!(matches!(
         &sent_to(&e, 2)[0],
         ServerMessage::Bye {
@@ -246,7 +252,12 @@ fn join_validation() {
     let cases: [(u32, &str, String, ErrorCode); 6] = [
         (2, ROOM, "Ada".into(), ErrorCode::UnsupportedVersion),
         (1, "short", "Ada".into(), ErrorCode::InvalidRoom),
-        (1, "has spaces in it!!", "Ada".into(), ErrorCode::InvalidRoom),
+        (
+            1,
+            "has spaces in it!!",
+            "Ada".into(),
+            ErrorCode::InvalidRoom,
+        ),
         (1, ROOM, "   ".into(), ErrorCode::InvalidName),
         (1, ROOM, "x".repeat(65), ErrorCode::InvalidName),
         (1, ROOM, "a\u{7}b".into(), ErrorCode::InvalidName),
@@ -347,7 +358,10 @@ fn answers_are_not_rate_limited() {
             t0,
             Input::Message(ConnId(1), ClientMessage::Answer { sdp: "v=0".into() }),
         );
-        assert!(matches!(e[0], Effect::Media(MediaCommand::Answer { .. })), "{e:?}");
+        assert!(
+            matches!(e[0], Effect::Media(MediaCommand::Answer { .. })),
+            "{e:?}"
+        );
     }
     // Other messages are limited.
     let e = core.handle(

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Runs every test of Conclave on a fresh Debian machine: installs what it needs (Debian's
+# chromium, npm packages), checks formatting, lints, type-checks the web client, runs the
+# Rust unit and integration tests and the browser tests. Idempotent; safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "system packages"
+if ! command -v chromium >/dev/null 2>&1; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+fi
+chromium --version
+
+step "npm packages"
+npm ci --no-audit --no-fund --loglevel=error
+
+step "format and lints"
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --release -- -D warnings
+
+step "web client type check"
+npm run --silent typecheck
+
+step "build"
+cargo build --release --workspace
+
+step "Rust tests (unit + integration over real UDP)"
+cargo test --release --workspace
+
+step "browser tests (Debian chromium, fake devices)"
+CONCLAVE_BIN="$PWD/target/release/conclave" node --test tests/e2e/
+
+step "all tests passed"
