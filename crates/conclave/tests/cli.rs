@@ -1,0 +1,114 @@
+//! The `conclave` binary itself: embedded defaults, the ready line, config errors, help.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_conclave"))
+}
+
+fn tmp(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("conclave-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+#[test]
+fn serve_prints_the_url_and_creates_data_dir_and_certificate() {
+    let dir = tmp("serve");
+    let mut child = bin()
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--media-port",
+            "0",
+            "--data-dir",
+        ])
+        .arg(&dir)
+        .env("CONCLAVE_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let line = rx.recv_timeout(Duration::from_secs(20));
+    let _ = child.kill();
+    let _ = child.wait();
+    let line = line.expect("a ready line within 20 s");
+    assert!(line.contains("listening on https://127.0.0.1:"), "{line}");
+    let port: u16 = line
+        .split("https://127.0.0.1:")
+        .nth(1)
+        .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|p| p.parse().ok())
+        .expect("a port in the ready line");
+    assert_ne!(port, 0);
+    assert!(dir.join("tls/self-signed-cert.pem").exists());
+    assert!(dir.join("tls/self-signed-key.pem").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn unknown_config_keys_are_named_and_refused() {
+    let dir = tmp("badcfg");
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("c.toml");
+    std::fs::write(&cfg, "listen = \"127.0.0.1:0\"\nmedia_prot = 5\n").unwrap();
+    let start = Instant::now();
+    let out = bin()
+        .args(["serve", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(start.elapsed() < Duration::from_secs(20));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("media_prot"), "{err}");
+
+    let out = bin()
+        .args(["serve"])
+        .env("CONCLAVE_LIMITS__MAX_ROOMZ", "3")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("max_roomz"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn help_describes_every_flag() {
+    let out = bin().arg("--help").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("serve"), "{text}");
+    let out = bin().args(["serve", "--help"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--config",
+        "--listen",
+        "--data-dir",
+        "--media-port",
+        "--media-bind-ip",
+        "--public-ip",
+        "--participant-timeout-secs",
+        "--log",
+    ] {
+        assert!(text.contains(flag), "{flag} missing from serve --help");
+    }
+}
+
+#[test]
+fn config_example_prints_the_documented_file() {
+    let out = bin().arg("config-example").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("[limits]") && text.contains("max_message_bytes"));
+}
