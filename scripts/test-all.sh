@@ -32,6 +32,6 @@ step "Rust tests (unit + integration over real UDP)"
 cargo test --release --workspace
 
 step "browser tests (Debian chromium, fake devices)"
-CONCLAVE_BIN="$PWD/target/release/conclave" node --test tests/e2e/
+E2E_SERVER_BIN="$PWD/target/release/conclave" node --test tests/e2e/
 
 step "all tests passed"

@@ -134,12 +134,14 @@ const toggleChains = { microphone: Promise.resolve(), camera: Promise.resolve() 
 async function setLocalSource(source, on) {
   const button = ui.toggles[source];
   if (on === localTracks.has(source)) return;
+  console.debug(`conclave: turning ${source} ${on ? 'on' : 'off'}`);
   button.setAttribute('aria-busy', 'true');
   try {
     if (on) {
       const constraints = source === 'camera' ? { video: true } : { audio: true };
       const stream = await navigator.mediaDevices.getUserMedia(constraints);
       const track = stream.getTracks()[0];
+      console.debug(`conclave: captured ${source} (${track.label})`);
       localTracks.set(source, track);
       if (source === 'camera') showSelfView(track);
       await session?.setSource(source, track);
@@ -316,6 +318,7 @@ let session = null;
 /** @param {boolean} inMeeting */
 function showMeetingControls(inMeeting) {
   ui.prejoinForm.hidden = inMeeting;
+  ui.joinButton.hidden = inMeeting;
   ui.grid.hidden = !inMeeting;
   ui.leaveButton.hidden = !inMeeting;
 }

@@ -383,8 +383,8 @@ export class ConclaveSession extends EventTarget {
     }
     for (const source of this.#slots.keys()) {
       const transceiver = this.#slotTransceiver(source);
-      if (!transceiver) {
-        console.warn(`conclave: the offer names slot ${source} but has no such m-line`);
+      if (!transceiver || transceiver.currentDirection === 'stopped') {
+        console.warn(`conclave: the offer names slot ${source} but has no usable m-line`);
         continue;
       }
       transceiver.direction = 'sendonly';

@@ -4,8 +4,8 @@
 // Every wait here has a timeout: a test fails with a message saying what it waited for and
 // what it saw last, it never hangs. Tests assert what happened, never how fast.
 
-import { mkdir, writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { extname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 
@@ -125,23 +125,51 @@ export async function openParticipant(browser, url, { label, locale = 'en-US' })
     permissions: ['camera', 'microphone'],
   });
   context.setDefaultTimeout(WAIT_MS);
+  await serveWebFromDisk(context);
   const page = await context.newPage();
   /** @type {string[]} */
   const logs = [];
   page.on('console', (m) => logs.push(`${m.type()}: ${m.text()}`));
   page.on('pageerror', (e) => logs.push(`pageerror: ${e.message}`));
   page.on('websocket', (ws) => {
-    ws.on('framesent', (f) => logs.push(`ws> ${abbreviate(String(f.payload))}`));
-    ws.on('framereceived', (f) => logs.push(`ws< ${abbreviate(String(f.payload))}`));
+    ws.on('framesent', (f) => logs.push(`ws> ${String(f.payload)}`));
+    ws.on('framereceived', (f) => logs.push(`ws< ${String(f.payload)}`));
     ws.on('close', () => logs.push('ws closed'));
   });
   await page.goto(url);
   return { label, context, page, logs };
 }
 
-/** @param {string} text */
-function abbreviate(text) {
-  return text.length > 300 ? `${text.slice(0, 300)}… (${text.length} chars)` : text;
+const contentTypes = /** @type {Record<string, string>} */ ({
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.svg': 'image/svg+xml',
+});
+
+/**
+ * With E2E_WEB_DIR set (e.g. to web/), answer the page's scripts and styles from that folder
+ * instead of the copy embedded in a release binary, so client changes need no rebuild. The
+ * server still answers everything else (and its headers, CSP included, are kept).
+ * @param {import('playwright-core').BrowserContext} context
+ */
+async function serveWebFromDisk(context) {
+  const dir = process.env.E2E_WEB_DIR;
+  if (!dir) return;
+  await context.route(/^https:\/\/127\.0\.0\.1:\d+\/(?!ws$)/, async (route) => {
+    // Documents come from the server: a fulfilled document would lose its loopback address
+    // space, and Chromium's local network access checks would then block the WebSocket.
+    if (route.request().isNavigationRequest()) return route.continue();
+    const file = new URL(route.request().url()).pathname.slice(1);
+    const type = contentTypes[extname(file)];
+    if (!type || file.includes('..')) return route.continue();
+    const response = await route.fetch();
+    const body = await readFile(join(dir, file)).catch(() => null);
+    if (!body) return route.fulfill({ response });
+    const headers = { ...response.headers(), 'content-type': type };
+    delete headers['content-length'];
+    await route.fulfill({ response, body, headers });
+  });
 }
 
 /**
@@ -176,17 +204,35 @@ export async function joinMeeting(p, labels = {}) {
 }
 
 /**
- * Set a toggle ("Microphone" / "Camera") and wait until the page reports it in that state.
+ * Click toggles ("Microphone", "Camera") that are not yet in state `on`, one click right
+ * after the other without waiting for the page to finish acting on them (one page has one
+ * mouse: concurrent clicks on one page would interleave their mouse events), then wait
+ * until the page reports every toggle in that state.
+ * @param {Participant} p
+ * @param {string[]} labels
+ * @param {boolean} on
+ */
+export async function setToggles(p, labels, on) {
+  const buttons = labels.map((label) => p.page.getByRole('button', { name: label, exact: true }));
+  for (const button of buttons) {
+    if ((await button.getAttribute('aria-pressed')) !== String(on)) await button.click();
+  }
+  await waitFor(`${p.label}: ${labels.join(' and ')} to be ${on ? 'on' : 'off'}`, async () => {
+    for (const button of buttons) {
+      if ((await button.getAttribute('aria-pressed')) !== String(on)) return false;
+    }
+    return true;
+  });
+}
+
+/**
+ * Set one toggle and wait until the page reports it in that state.
  * @param {Participant} p
  * @param {string} label
  * @param {boolean} on
  */
-export async function setToggle(p, label, on) {
-  const button = p.page.getByRole('button', { name: label, exact: true });
-  if ((await button.getAttribute('aria-pressed')) !== String(on)) await button.click();
-  await waitFor(`${p.label}: ${label} toggle to be ${on ? 'on' : 'off'}`, async () =>
-    (await button.getAttribute('aria-pressed')) === String(on),
-  );
+export function setToggle(p, label, on) {
+  return setToggles(p, [label], on);
 }
 
 /**
@@ -338,7 +384,8 @@ export async function saveArtifacts(name, participants, server) {
 }
 
 /**
- * Run `body` with the participants it opens; on failure save artifacts; always close them.
+ * Run `body` with the participants it opens; on failure (or always, with
+ * E2E_ARTIFACTS=always) save artifacts; always close them.
  * @param {string} name
  * @param {{log: () => string} | undefined} server
  * @param {(participants: Participant[]) => Promise<void>} body
@@ -348,6 +395,7 @@ export async function withParticipants(name, server, body) {
   const participants = [];
   try {
     await body(participants);
+    if (process.env.E2E_ARTIFACTS === 'always') await saveArtifacts(name, participants, server);
   } catch (e) {
     const dir = await saveArtifacts(name, participants, server).catch(() => null);
     if (dir) console.error(`artifacts of failed test "${name}": ${dir}`);

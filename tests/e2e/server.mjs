@@ -16,11 +16,11 @@ const START_TIMEOUT_MS = 20_000;
 const STOP_GRACE_MS = 3_000;
 
 /**
- * The server binary: $CONCLAVE_BIN, or target/release/conclave of this repository.
+ * The server binary: $E2E_SERVER_BIN, or target/release/conclave of this repository.
  * @returns {string}
  */
 export function serverBinary() {
-  return process.env.CONCLAVE_BIN || join(repoRoot, 'target', 'release', 'conclave');
+  return process.env.E2E_SERVER_BIN || join(repoRoot, 'target', 'release', 'conclave');
 }
 
 /**
@@ -41,7 +41,7 @@ export async function startServer(options = {}) {
     await access(bin, constants.X_OK);
   } catch {
     throw new Error(
-      `server binary ${bin} is missing: run \`cargo build --release\` or set CONCLAVE_BIN`,
+      `server binary ${bin} is missing: run \`cargo build --release\` or set E2E_SERVER_BIN`,
     );
   }
   const dataDir = await mkdtemp(join(tmpdir(), 'conclave-e2e-'));
@@ -52,10 +52,10 @@ export async function startServer(options = {}) {
     '--data-dir', dataDir,
     ...(options.extraArgs ?? []),
   ];
-  const child = spawn(bin, args, {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'info' },
-  });
+  // The server reads every CONCLAVE_* variable as configuration and refuses unknown ones;
+  // the test's own settings are named E2E_* so they never reach it as config.
+  const env = { ...process.env, NO_COLOR: '1', RUST_LOG: process.env.RUST_LOG ?? 'info' };
+  const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
   let output = '';
   let exited = false;
   const exitPromise = new Promise((resolveExit) => {

@@ -118,3 +118,26 @@ test('the home page makes a new unguessable room and opens a pasted link', { tim
     assert.equal(new URL(page.url()).pathname, '/');
   });
 });
+
+test('an error from the server shows in an alert with its code', { timeout: TEST_TIMEOUT_MS }, async () => {
+  assert.ok(server && browser);
+  const srv = server;
+  const br = browser;
+  await withParticipants('server-error', srv, async (ps) => {
+    const p = await openParticipant(br, `${srv.url}/r/${randomRoomId()}`, { label: 'ivan' });
+    ps.push(p);
+    const { page } = p;
+    // The page caps names at the server's limit; lift the cap to make the server refuse.
+    const name = page.getByLabel('Name', { exact: true });
+    await name.evaluate((el) => el.removeAttribute('maxlength'));
+    await name.fill('x'.repeat(100));
+    await page.getByRole('button', { name: 'Join', exact: true }).click();
+    const alert = page.getByRole('alert');
+    await alert.waitFor({ state: 'visible' });
+    assert.match((await alert.textContent()) ?? '', /invalid_name/);
+    // Still at the pre-join form, ready to try again.
+    await waitFor('Join to be enabled again', () =>
+      page.getByRole('button', { name: 'Join', exact: true }).isEnabled(),
+    );
+  });
+});

@@ -62,6 +62,8 @@ pub struct Client {
     pub last_heard: Instant,
     pub next_timeout: Instant,
     pub stats: ParticipantStats,
+    /// Offers made so far; the SDP session version (RFC 3264 §8 wants it to grow).
+    offers: u64,
 }
 
 impl Client {
@@ -88,6 +90,7 @@ impl Client {
             addrs: BTreeSet::new(),
             last_heard: now,
             next_timeout: now,
+            offers: 0,
             stats: ParticipantStats {
                 id: Some(id),
                 ..ParticipantStats::default()
@@ -209,8 +212,9 @@ impl Client {
         let (offer, pending) = change.apply()?;
         self.pending = Some(pending);
         self.stats.subscriptions = self.live_subs();
+        self.offers += 1;
         Some(OfferOut {
-            sdp: offer.to_sdp_string(),
+            sdp: with_session_version(&offer.to_sdp_string(), self.offers),
             slots: self
                 .slots
                 .iter()
@@ -303,5 +307,51 @@ pub fn source_name(s: Source) -> &'static str {
     match s {
         Source::Microphone => "microphone",
         Source::Camera => "camera",
+    }
+}
+
+/// Set the session version (third field of the `o=` line) of an SDP text. str0m keeps it
+/// constant; RFC 3264 §8 requires it to increase with every changed offer.
+pub fn with_session_version(sdp: &str, version: u64) -> String {
+    let mut out = String::with_capacity(sdp.len() + 8);
+    for line in sdp.split_inclusive('\n') {
+        if let Some(rest) = line.strip_prefix("o=") {
+            let mut fields: Vec<&str> = rest.split(' ').collect();
+            if fields.len() >= 6 {
+                let v = version.to_string();
+                fields[2] = &v;
+                out.push_str("o=");
+                out.push_str(&fields.join(" "));
+                continue;
+            }
+        }
+        out.push_str(line);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_version_is_rewritten() {
+        let sdp = "v=0\r\no=str0m-0.25.0 3861684981457113165 2 IN IP4 0.0.0.0\r\ns=-\r\n";
+        assert_eq!(
+            with_session_version(sdp, 7),
+            "v=0\r\no=str0m-0.25.0 3861684981457113165 7 IN IP4 0.0.0.0\r\ns=-\r\n"
+        );
+    }
+
+    #[test]
+    fn offers_carry_growing_session_versions() {
+        let now = Instant::now();
+        let mut c = Client::new(ParticipantId(1), "127.0.0.1:10000".parse().unwrap(), now);
+        let first = c.next_offer().expect("first offer");
+        assert!(first.sdp.contains(" 1 IN IP4"), "{}", first.sdp);
+        assert_eq!(first.slots.len(), 2);
+        // No second offer while the first is outstanding.
+        c.subscribe(ParticipantId(2), Source::Camera);
+        assert!(c.next_offer().is_none());
     }
 }
