@@ -3,7 +3,9 @@
 //! audio (50 packets/s) and VP8-shaped video (30 frames/s), and counts what it receives per
 //! publisher and source. Used by the integration tests and (later) the load generator.
 
-mod media;
+pub mod generator;
+pub mod media;
+pub mod probe;
 pub mod wire;
 
 use std::collections::BTreeMap;
@@ -15,7 +17,8 @@ use anyhow::{Context, Result, bail};
 use conclave_proto::{ClientMessage, ParticipantId, ServerMessage, Source};
 use tokio::sync::mpsc;
 
-pub use media::ReceiveCounters;
+pub use media::{Profile, ReceiveCounters};
+pub use probe::ReceiverStats;
 pub use wire::{RawSocket, connect};
 
 /// What a participant has seen.
@@ -38,8 +41,20 @@ pub struct TestParticipant {
 }
 
 impl TestParticipant {
-    /// Connect to `https://host:port`, join `room` as `name`, and start the media session.
+    /// Connect to `https://host:port`, join `room` as `name`, and start the media session
+    /// with the default [`Profile`].
     pub async fn join(base: &str, room: &str, name: &str) -> Result<TestParticipant> {
+        Self::join_with(base, room, name, Profile::default(), 0).await
+    }
+
+    /// Like [`TestParticipant::join`], with a send profile and a probe tag.
+    pub async fn join_with(
+        base: &str,
+        room: &str,
+        name: &str,
+        profile: Profile,
+        tag: u32,
+    ) -> Result<TestParticipant> {
         let mut sock = connect(base).await?;
         sock.send(&ClientMessage::Join {
             v: conclave_proto::PROTOCOL_VERSION,
@@ -59,7 +74,7 @@ impl TestParticipant {
             others: participants.into_iter().map(|p| (p.id, p.name)).collect(),
         }));
         let (ws_out, mut ws_out_rx) = mpsc::unbounded_channel::<ClientMessage>();
-        let media = media::MediaHandle::start(ws_out.clone())?;
+        let media = media::MediaHandle::start(Some(ws_out.clone()), profile, tag)?;
         let obs = observed.clone();
         let media_cmd = media.commands();
         let ws_task = tokio::spawn(async move {
@@ -72,7 +87,7 @@ impl TestParticipant {
                     msg = sock.recv() => match msg {
                         Ok(Some(m)) => {
                             if let ServerMessage::Offer { .. } = &m {
-                                let _ = media_cmd.send(media::Command::Offer(m.clone()));
+                                let _ = media_cmd.send(media::Command::ConclaveOffer(m.clone()));
                             }
                             let mut o = obs.lock().expect("observer lock");
                             match &m {
@@ -120,6 +135,26 @@ impl TestParticipant {
     /// Packets received so far, by publisher and source.
     pub fn received(&self) -> ReceiveCounters {
         self.media.received()
+    }
+
+    /// Probe measurements since the last [`TestParticipant::reset_stats`].
+    pub fn stats(&self) -> ReceiverStats {
+        self.media.stats()
+    }
+
+    /// Start a fresh measurement window.
+    pub fn reset_stats(&self) {
+        self.media.reset_stats();
+    }
+
+    /// RTP packets we sent.
+    pub fn sent(&self) -> u64 {
+        self.media.sent()
+    }
+
+    /// Stop sending anything, keep the signalling connection.
+    pub fn silence(&self) {
+        self.media.silence();
     }
 
     /// Total packets that reached our UDP socket (any sender, any content).

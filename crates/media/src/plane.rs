@@ -260,6 +260,7 @@ impl Plane {
         };
         let subscribers: Vec<ParticipantId> = subscribers.iter().copied().collect();
         let video = !source.is_audio();
+        let now = Instant::now();
         for sub_id in subscribers {
             let Some(sub) = self.clients.get_mut(&sub_id) else {
                 continue;
@@ -290,6 +291,10 @@ impl Plane {
             .marker(pkt.header.marker)
             .nackable(video);
             tx.write_rtp(write);
+            // str0m's send queue releases what it saw at its last timeout: advance its clock
+            // now, or the packet waits for the subscriber's next timeout (measured: ~8 ms
+            // median, ~12 ms p99 added latency).
+            let _ = sub.rtc.handle_input(Input::Timeout(now));
             sub.stats.rtp_out += 1;
             self.poll(sub_id);
         }
