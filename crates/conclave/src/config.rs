@@ -25,6 +25,9 @@ pub struct Config {
     /// Seconds without any media-plane datagram (or signalling frame) after which a
     /// participant is removed.
     pub participant_timeout_secs: u64,
+    /// Milliseconds of sent video kept per downstream stream to answer NACKs with
+    /// retransmissions. Longer covers longer round trips and costs memory.
+    pub nack_history_ms: u64,
     /// Log filter (`error`, `warn`, `info`, `debug`, or a tracing filter). `RUST_LOG` wins.
     pub log: String,
     /// TLS certificate and key. Without them a self-signed certificate for localhost is
@@ -75,6 +78,7 @@ impl Default for Config {
             media_bind_ip: None,
             public_ip: None,
             participant_timeout_secs: 20,
+            nack_history_ms: 1000,
             log: "info".into(),
             tls: TlsConfig::default(),
             limits: LimitsConfig::default(),
@@ -175,6 +179,9 @@ impl Config {
         let burst_ok = l.message_burst.is_finite() && l.message_burst >= 1.0;
         if !rate_ok || !burst_ok {
             bail!("limits.messages_per_second must be > 0 and limits.message_burst >= 1");
+        }
+        if !(50..=10_000).contains(&self.nack_history_ms) {
+            bail!("nack_history_ms must be between 50 and 10000");
         }
         if self.participant_timeout_secs == 0 {
             bail!("participant_timeout_secs must be at least 1");

@@ -51,6 +51,7 @@ impl Server {
                 bind: config.media_bind(),
                 announce_ip: config.announce_ip(),
                 participant_timeout: Duration::from_secs(config.participant_timeout_secs),
+                nack_history: Duration::from_millis(config.nack_history_ms),
             },
             Box::new(move |e| {
                 let _ = events_tx.send(ToConference::Media(e));

@@ -19,6 +19,7 @@ async fn small_load_run_delivers_every_stream_without_loss() {
         duration: Duration::from_secs(3),
         profile: Profile::default(),
         setup_timeout: Duration::from_secs(20),
+        server_pid: Some(std::process::id()),
     };
     let mut ticks = 0;
     let report = generator::run(&cfg, |_| ticks += 1).await.unwrap();
@@ -32,6 +33,10 @@ async fn small_load_run_delivers_every_stream_without_loss() {
     // the window's edges).
     let ratio = report.received_packets as f64 / (2.0 * report.sent_packets as f64);
     assert!((0.95..=1.05).contains(&ratio), "{ratio}: {report:?}");
+    // The server runs in this process: its CPU time and memory were measured.
+    assert!(report.server_cpu_secs.unwrap() > 0.0);
+    assert!(report.forwarded_per_cpu_sec.unwrap() > 0.0);
+    assert!(report.server_rss_kib.is_some());
     // The JSON form carries the same numbers.
     let json = serde_json::to_value(&report).unwrap();
     assert_eq!(json["lost_packets"], 0);
@@ -47,6 +52,7 @@ async fn the_generator_refuses_remote_targets_and_unbounded_runs() {
         duration: Duration::from_secs(1),
         profile: Profile::default(),
         setup_timeout: Duration::from_secs(1),
+        server_pid: None,
     };
     let e = generator::run(&cfg, |_| {}).await.unwrap_err();
     assert!(e.to_string().contains("loopback"), "{e}");

@@ -57,6 +57,8 @@ pub struct LoadConfig {
     pub profile: Profile,
     /// How long joining and the first media may take.
     pub setup_timeout: Duration,
+    /// The server's process ID, to measure its CPU time and memory over the window.
+    pub server_pid: Option<u32>,
 }
 
 impl LoadConfig {
@@ -140,6 +142,53 @@ pub struct Report {
     pub jitter_ms_mean: f64,
     /// Received packets per second.
     pub received_pps: f64,
+    /// Server CPU seconds (all threads) spent in the window, when its PID was given.
+    pub server_cpu_secs: Option<f64>,
+    /// Forwarded packets (received + lost) per server CPU second.
+    pub forwarded_per_cpu_sec: Option<f64>,
+    /// Server resident memory before the participants joined and at the window's end, KiB.
+    pub server_rss_kib: Option<(u64, u64)>,
+    /// Memory growth per connected participant, KiB.
+    pub rss_per_participant_kib: Option<f64>,
+}
+
+/// CPU time of all threads of `pid`, from `/proc/<pid>/task/*/schedstat` (nanoseconds), with
+/// `/proc/<pid>/stat` (clock ticks, assumed 100 Hz) as a fallback.
+pub fn process_cpu(pid: u32) -> Option<Duration> {
+    let mut total: u64 = 0;
+    let mut any = false;
+    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for t in tasks.flatten() {
+            if let Ok(s) = std::fs::read_to_string(t.path().join("schedstat"))
+                && let Some(ns) = s
+                    .split_whitespace()
+                    .next()
+                    .and_then(|v| v.parse::<u64>().ok())
+            {
+                total += ns;
+                any = true;
+            }
+        }
+    }
+    if any {
+        return Some(Duration::from_nanos(total));
+    }
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may contain spaces) start after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
+}
+
+/// Resident memory of `pid` in KiB.
+pub fn process_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
 }
 
 /// Progress once a second.
@@ -164,6 +213,7 @@ pub async fn run(cfg: &LoadConfig, mut progress: impl FnMut(&Progress)) -> Resul
     let Target::Conclave(url) = &cfg.target else {
         bail!("this build drives Conclave only");
     };
+    let rss_before = cfg.server_pid.and_then(process_rss_kib);
     let run_id: u64 =
         u64::from(std::process::id()) << 20 ^ Instant::now().elapsed().as_nanos() as u64;
     let mut peers: Vec<Vec<TestParticipant>> = Vec::new();
@@ -223,6 +273,7 @@ pub async fn run(cfg: &LoadConfig, mut progress: impl FnMut(&Progress)) -> Resul
         p.reset_stats();
     }
     let sent_at_start: u64 = peers.iter().flatten().map(|p| p.sent()).sum();
+    let cpu_at_start = cfg.server_pid.and_then(process_cpu);
     let start = Instant::now();
     while start.elapsed() < cfg.duration {
         tokio::time::sleep(Duration::from_secs(1).min(cfg.duration)).await;
@@ -239,6 +290,8 @@ pub async fn run(cfg: &LoadConfig, mut progress: impl FnMut(&Progress)) -> Resul
         });
     }
     let sent = peers.iter().flatten().map(|p| p.sent()).sum::<u64>() - sent_at_start;
+    let cpu_at_end = cfg.server_pid.and_then(process_cpu);
+    let rss_after = cfg.server_pid.and_then(process_rss_kib);
     for p in peers.iter().flatten() {
         p.silence();
     }
@@ -246,7 +299,19 @@ pub async fn run(cfg: &LoadConfig, mut progress: impl FnMut(&Progress)) -> Resul
     // Let in-flight packets land.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let all: Vec<ReceiverStats> = peers.iter().flatten().map(|p| p.stats()).collect();
-    Ok(summarize(cfg, &all, sent, window, streams_expected))
+    let mut report = summarize(cfg, &all, sent, window, streams_expected);
+    if let (Some(a), Some(b)) = (cpu_at_start, cpu_at_end) {
+        let cpu = b.saturating_sub(a).as_secs_f64();
+        report.server_cpu_secs = Some(cpu);
+        report.forwarded_per_cpu_sec =
+            (cpu > 0.0).then(|| (report.received_packets + report.lost_packets) as f64 / cpu);
+    }
+    if let (Some(a), Some(b)) = (rss_before, rss_after) {
+        report.server_rss_kib = Some((a, b));
+        let n = (cfg.rooms * cfg.participants) as f64;
+        report.rss_per_participant_kib = Some(b.saturating_sub(a) as f64 / n);
+    }
+    Ok(report)
 }
 
 /// Combine receivers' measurements into a report.
@@ -297,12 +362,32 @@ pub fn summarize(
             jitter_sum / streams as f64 / 1e6
         },
         received_pps: received as f64 / window.as_secs_f64().max(1e-9),
+        server_cpu_secs: None,
+        forwarded_per_cpu_sec: None,
+        server_rss_kib: None,
+        rss_per_participant_kib: None,
     }
 }
 
 impl Report {
     /// A human-readable summary.
     pub fn table(&self) -> String {
+        let mut t = self.base_table();
+        if let (Some(cpu), Some(per)) = (self.server_cpu_secs, self.forwarded_per_cpu_sec) {
+            t.push_str(&format!(
+                "server CPU        {cpu:.2} s ({:.0} % of one core), {per:.0} forwarded packets per CPU second\n",
+                cpu / self.duration_secs * 100.0
+            ));
+        }
+        if let (Some((a, b)), Some(per)) = (self.server_rss_kib, self.rss_per_participant_kib) {
+            t.push_str(&format!(
+                "server memory     {a} KiB -> {b} KiB, {per:.0} KiB per participant\n"
+            ));
+        }
+        t
+    }
+
+    fn base_table(&self) -> String {
         format!(
             "target            {}\n\
              rooms × people    {} × {}\n\
@@ -345,6 +430,7 @@ mod tests {
             duration: Duration::from_secs(1),
             profile: Profile::default(),
             setup_timeout: Duration::from_secs(5),
+            server_pid: None,
         }
     }
 
@@ -425,5 +511,20 @@ mod tests {
         assert_eq!(rep.streams_missing, 3);
         assert_eq!(rep.latency.p50_us, 2000);
         assert!(rep.table().contains("25.0000 %"));
+    }
+
+    #[test]
+    fn reads_its_own_cpu_and_memory() {
+        let me = std::process::id();
+        let a = process_cpu(me).unwrap();
+        let mut x = 0u64;
+        for i in 0..20_000_000u64 {
+            x = x.wrapping_mul(31).wrapping_add(i);
+        }
+        std::hint::black_box(x);
+        let b = process_cpu(me).unwrap();
+        assert!(b > a, "{a:?} {b:?}");
+        assert!(process_rss_kib(me).unwrap() > 100);
+        assert!(process_cpu(u32::MAX).is_none());
     }
 }

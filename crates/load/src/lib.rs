@@ -4,6 +4,7 @@
 //! publisher and source. Used by the integration tests and (later) the load generator.
 
 pub mod generator;
+pub mod janus;
 pub mod media;
 pub mod probe;
 pub mod wire;

@@ -64,6 +64,8 @@ pub struct Client {
     pub stats: ParticipantStats,
     /// Offers made so far; the SDP session version (RFC 3264 §8 wants it to grow).
     offers: u64,
+    /// Written to since the plane last advanced and drained it.
+    pub dirty: bool,
 }
 
 impl Client {
@@ -91,6 +93,7 @@ impl Client {
             last_heard: now,
             next_timeout: now,
             offers: 0,
+            dirty: false,
             stats: ParticipantStats {
                 id: Some(id),
                 ..ParticipantStats::default()

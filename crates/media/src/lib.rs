@@ -32,6 +32,9 @@ pub struct MediaConfig {
     pub announce_ip: IpAddr,
     /// A participant from whom no UDP datagram arrives for this long is removed.
     pub participant_timeout: Duration,
+    /// How far back a subscriber's NACK can reach: sent video packets are kept this long
+    /// (at most 1024 per stream) for retransmission.
+    pub nack_history: Duration,
 }
 
 /// Something the media plane tells the signalling side.

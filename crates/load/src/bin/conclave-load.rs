@@ -42,6 +42,9 @@ struct Args {
     /// Audio packets per second.
     #[arg(long, default_value_t = 50)]
     audio_pps: u32,
+    /// PID of the server process: measure its CPU time and memory over the window.
+    #[arg(long)]
+    server_pid: Option<u32>,
     /// Print the report as JSON on stdout (progress still goes to stderr).
     #[arg(long)]
     json: bool,
@@ -75,6 +78,7 @@ async fn main() -> Result<()> {
             ..Profile::default()
         },
         setup_timeout: Duration::from_secs(a.setup_timeout),
+        server_pid: a.server_pid,
     };
     cfg.validate()?;
     eprintln!(
