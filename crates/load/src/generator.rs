@@ -5,10 +5,10 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use conclave_proto::Source;
 use serde::Serialize;
 
-use crate::probe::{ReceiverStats, quantile};
+use crate::peers::{Peer, join_janus_room};
+use crate::probe::{ReceiverStats, now_nanos, quantile};
 use crate::{Profile, TestParticipant};
 
 /// Longest run the generator accepts.
@@ -152,30 +152,12 @@ pub struct Report {
     pub rss_per_participant_kib: Option<f64>,
 }
 
-/// CPU time of all threads of `pid`, from `/proc/<pid>/task/*/schedstat` (nanoseconds), with
-/// `/proc/<pid>/stat` (clock ticks, assumed 100 Hz) as a fallback.
+/// CPU time (user + system) of process `pid`, all threads including exited ones, from
+/// `/proc/<pid>/stat`. Resolution is one clock tick: USER_HZ, 100 on Linux.
 pub fn process_cpu(pid: u32) -> Option<Duration> {
-    let mut total: u64 = 0;
-    let mut any = false;
-    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
-        for t in tasks.flatten() {
-            if let Ok(s) = std::fs::read_to_string(t.path().join("schedstat"))
-                && let Some(ns) = s
-                    .split_whitespace()
-                    .next()
-                    .and_then(|v| v.parse::<u64>().ok())
-            {
-                total += ns;
-                any = true;
-            }
-        }
-    }
-    if any {
-        return Some(Duration::from_nanos(total));
-    }
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the command name (which may contain spaces) start after the last ')'.
-    let rest = &stat[stat.rfind(')')? + 2..];
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
     let f: Vec<&str> = rest.split_whitespace().collect();
     let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
     Some(Duration::from_millis(ticks * 10))
@@ -207,39 +189,48 @@ pub fn room_name(run: u64, room: usize) -> String {
     format!("load{run:012x}r{room:06}")
 }
 
-/// Run the load against Conclave.
+/// Run the load: join everyone, wait until every stream flows, measure for the window.
 pub async fn run(cfg: &LoadConfig, mut progress: impl FnMut(&Progress)) -> Result<Report> {
     cfg.validate()?;
-    let Target::Conclave(url) = &cfg.target else {
-        bail!("this build drives Conclave only");
-    };
     let rss_before = cfg.server_pid.and_then(process_rss_kib);
     let run_id: u64 =
-        u64::from(std::process::id()) << 20 ^ Instant::now().elapsed().as_nanos() as u64;
-    let mut peers: Vec<Vec<TestParticipant>> = Vec::new();
+        (u64::from(std::process::id()) << 20) ^ (now_nanos(Instant::now()) & 0xf_ffff);
+    let mut peers: Vec<Vec<Peer>> = Vec::new();
     let mut tag = 0u32;
     for r in 0..cfg.rooms {
-        let room = room_name(run_id, r);
-        let mut joins = Vec::new();
+        let mut names = Vec::new();
         for i in 0..cfg.participants {
             tag += 1;
-            let name = format!("load-{r}-{i}");
-            let url = url.clone();
-            let room = room.clone();
-            let profile = cfg.profile;
-            let t = tag;
-            joins.push(
-                async move { TestParticipant::join_with(&url, &room, &name, profile, t).await },
-            );
+            names.push((format!("load-{r}-{i}"), tag));
         }
-        let joined: Vec<TestParticipant> = futures_util::future::try_join_all(joins)
-            .await
-            .context("joining")?;
+        let joined = match &cfg.target {
+            Target::Conclave(url) => {
+                let room = room_name(run_id, r);
+                let joins = names
+                    .iter()
+                    .map(|(name, t)| TestParticipant::join_with(url, &room, name, cfg.profile, *t));
+                futures_util::future::try_join_all(joins)
+                    .await
+                    .context("joining")?
+                    .into_iter()
+                    .map(Peer::Conclave)
+                    .collect()
+            }
+            Target::Janus(url) => {
+                let (url, profile, timeout) = (url.clone(), cfg.profile, cfg.setup_timeout);
+                // Janus room numbers: distinct per run and room.
+                let room = (run_id & 0xffff_ffff) * 1000 + r as u64;
+                tokio::task::spawn_blocking(move || {
+                    join_janus_room(&url, room, &names, profile, timeout)
+                })
+                .await
+                .context("Janus setup thread")??
+            }
+        };
         peers.push(joined);
     }
     for p in peers.iter().flatten() {
-        p.publish(Source::Microphone);
-        p.publish(Source::Camera);
+        p.publish_all();
     }
     // Setup: every subscriber hears every publisher's both sources.
     let streams_expected = cfg.rooms * cfg.participants * (cfg.participants - 1) * 2;
@@ -491,7 +482,7 @@ mod tests {
             r.record(
                 crate::probe::Probe {
                     tag: 1,
-                    source: Source::Camera,
+                    source: conclave_proto::Source::Camera,
                     seq,
                     sent_nanos: 0,
                 },
@@ -517,11 +508,12 @@ mod tests {
     fn reads_its_own_cpu_and_memory() {
         let me = std::process::id();
         let a = process_cpu(me).unwrap();
+        // Burn at least 50 ms of CPU (several clock ticks).
+        let t = Instant::now();
         let mut x = 0u64;
-        for i in 0..20_000_000u64 {
-            x = x.wrapping_mul(31).wrapping_add(i);
+        while t.elapsed() < Duration::from_millis(60) {
+            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(1));
         }
-        std::hint::black_box(x);
         let b = process_cpu(me).unwrap();
         assert!(b > a, "{a:?} {b:?}");
         assert!(process_rss_kib(me).unwrap() > 100);

@@ -6,6 +6,7 @@
 pub mod generator;
 pub mod janus;
 pub mod media;
+pub mod peers;
 pub mod probe;
 pub mod wire;
 
