@@ -8,12 +8,14 @@
 #   bench/sfu-vs-janus.sh                      # default levels
 #   LEVELS="2x5 8x6" DURATION=10 bench/sfu-vs-janus.sh
 #   VIDEO_KBPS=1000 bench/sfu-vs-janus.sh
+#   MEDIA_THREADS=1 bench/sfu-vs-janus.sh      # Conclave's media threads (0 = one per core)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 LEVELS="${LEVELS:-2x5 6x5 10x6}"
 DURATION="${DURATION:-10}"
 VIDEO_KBPS="${VIDEO_KBPS:-500}"
+MEDIA_THREADS="${MEDIA_THREADS:-0}"
 NS="conclave-bench-$$"
 WORK="$(mktemp -d /tmp/conclave-bench.XXXXXX)"
 
@@ -38,7 +40,7 @@ trap cleanup EXIT
 
 janus_pid="$(bench/janus-netns.sh start "$NS" "$WORK/janus" | tail -n 1)"
 ip netns exec "$NS" target/release/conclave serve --listen 127.0.0.1:0 --media-port 0 \
-  --data-dir "$WORK/conclave" --log warn >"$WORK/conclave.out" 2>"$WORK/conclave.err" &
+  --data-dir "$WORK/conclave" --log warn --media-threads "$MEDIA_THREADS" >"$WORK/conclave.out" 2>"$WORK/conclave.err" &
 conclave_pid=$!
 for _ in $(seq 1 100); do
   grep -q "listening on" "$WORK/conclave.out" 2>/dev/null && break
@@ -48,7 +50,7 @@ url="$(grep -o 'https://[0-9.:]*' "$WORK/conclave.out")"
 [ -n "$url" ] || { echo "conclave did not start:"; cat "$WORK/conclave.err"; exit 1; }
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
-echo "conclave $url (pid $conclave_pid), janus http://127.0.0.1:8088/janus (pid $janus_pid)"
+echo "conclave $url (pid $conclave_pid, media threads: $MEDIA_THREADS, 0 = one per core), janus http://127.0.0.1:8088/janus (pid $janus_pid)"
 echo "load: ${VIDEO_KBPS} kbit/s video at 30 fps in <=1200-byte packets + 50 audio packets/s per publisher; ${DURATION} s per run"
 ip netns exec "$NS" target/release/raw-forward 5 --json >"$WORK/raw.json"
 

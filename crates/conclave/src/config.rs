@@ -17,6 +17,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// UDP port for all media. 0 picks a free port.
     pub media_port: u16,
+    /// Media threads; each room is pinned to one. 0 means one per CPU core.
+    pub media_threads: usize,
     /// IP the media socket binds to. Default: the IP of `listen`.
     pub media_bind_ip: Option<IpAddr>,
     /// IP announced to browsers in ICE candidates, for hosts behind 1:1 NAT. Default: the
@@ -75,6 +77,7 @@ impl Default for Config {
             listen: "127.0.0.1:8443".parse().expect("valid literal"),
             data_dir: PathBuf::from("./conclave-data"),
             media_port: 10000,
+            media_threads: 0,
             media_bind_ip: None,
             public_ip: None,
             participant_timeout_secs: 20,
@@ -180,6 +183,12 @@ impl Config {
         if !rate_ok || !burst_ok {
             bail!("limits.messages_per_second must be > 0 and limits.message_burst >= 1");
         }
+        if self.media_threads > conclave_media::MAX_THREADS {
+            bail!(
+                "media_threads must be at most {} (0 = one per core)",
+                conclave_media::MAX_THREADS
+            );
+        }
         if !(50..=10_000).contains(&self.nack_history_ms) {
             bail!("nack_history_ms must be between 50 and 10000");
         }
@@ -195,6 +204,15 @@ impl Config {
             self.media_bind_ip.unwrap_or(self.listen.ip()),
             self.media_port,
         )
+    }
+
+    /// Media threads to run: `media_threads`, or one per core when 0.
+    pub fn media_thread_count(&self) -> usize {
+        match self.media_threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
+        .min(conclave_media::MAX_THREADS)
     }
 
     /// IP announced in ICE candidates.

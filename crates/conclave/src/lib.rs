@@ -52,8 +52,9 @@ impl Server {
                 announce_ip: config.announce_ip(),
                 participant_timeout: Duration::from_secs(config.participant_timeout_secs),
                 nack_history: Duration::from_millis(config.nack_history_ms),
+                threads: config.media_thread_count(),
             },
-            Box::new(move |e| {
+            Arc::new(move |e| {
                 let _ = events_tx.send(ToConference::Media(e));
             }),
         )

@@ -39,6 +39,9 @@ struct ServeArgs {
     /// UDP port for all media; 0 picks a free port [default: 10000]
     #[arg(long)]
     media_port: Option<u16>,
+    /// Media threads, rooms pinned to one each; 0 = one per CPU core [default: 0]
+    #[arg(long)]
+    media_threads: Option<usize>,
     /// IP the media socket binds to [default: the IP of --listen]
     #[arg(long)]
     media_bind_ip: Option<IpAddr>,

@@ -97,6 +97,7 @@ fn help_describes_every_flag() {
         "--data-dir",
         "--media-port",
         "--media-bind-ip",
+        "--media-threads",
         "--public-ip",
         "--participant-timeout-secs",
         "--log",

@@ -83,6 +83,7 @@ async fn three_participants_exchange_audio_and_video_and_a_leaver_is_released() 
             && s.participants.len() == 2
             && s.participants.iter().all(|p| p.subscriptions == 2)
             && s.mapped_addresses == 2
+            && s.connected_sockets == 2
             && s.forwarding_entries == 4
     })
     .await;
@@ -178,4 +179,53 @@ async fn a_participant_that_vanishes_is_removed_after_the_timeout() {
         })
     })
     .await;
+}
+
+/// Rooms are pinned to media threads; participants of rooms on different threads all get
+/// their media, whichever thread the kernel hands their first datagram to.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rooms_spread_over_media_threads_and_all_flow() {
+    let srv = start(|c| c.media_threads = 2).await;
+    // Pick two rooms that land on different threads.
+    let rooms: Vec<String> = (0..100)
+        .map(|i| format!("shardedroom-{i:06}"))
+        .scan(std::collections::BTreeSet::new(), |seen, r| {
+            let id = conclave_proto::RoomId::parse(&r).unwrap();
+            Some(
+                seen.insert(conclave_media::shard_for_room(&id, 2))
+                    .then_some(r),
+            )
+        })
+        .flatten()
+        .take(2)
+        .collect();
+    assert_eq!(rooms.len(), 2);
+    let mut groups = Vec::new();
+    for room in &rooms {
+        let mut ps = Vec::new();
+        for name in ["A", "B", "C"] {
+            let p = TestParticipant::join(&srv.url, room, name).await.unwrap();
+            p.publish(Source::Microphone);
+            p.publish(Source::Camera);
+            ps.push(p);
+        }
+        groups.push(ps);
+    }
+    for ps in &groups {
+        all_receive_from_all(ps, 20).await;
+    }
+    let snap = srv.server.media_snapshot().unwrap();
+    assert_eq!(snap.shard_participants, vec![3, 3], "{snap:?}");
+    assert_eq!(
+        snap.connected_sockets, 6,
+        "one connected socket per participant"
+    );
+    // Nothing crosses rooms.
+    for (g, ps) in groups.iter().enumerate() {
+        for p in ps {
+            for other in &groups[1 - g] {
+                assert!(p.received().keys().all(|(id, _)| *id != other.id));
+            }
+        }
+    }
 }

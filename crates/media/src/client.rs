@@ -70,7 +70,9 @@ pub struct Client {
 
 impl Client {
     /// A new peer connection: ICE-lite on the shared socket, RTP mode, Opus + VP8 + H.264.
-    pub fn new(id: ParticipantId, announce: SocketAddr, now: Instant) -> Client {
+    /// Its ICE ufrag starts with the owning shard's number (two digits), so whichever shard
+    /// a first STUN request lands on can hand it to the right one.
+    pub fn new(id: ParticipantId, shard: usize, announce: SocketAddr, now: Instant) -> Client {
         let mut rtc = RtcConfig::new()
             .set_ice_lite(true)
             .set_rtp_mode(true)
@@ -79,6 +81,10 @@ impl Client {
             .enable_vp8(true)
             .enable_h264(true)
             .build(now);
+        // Before the candidate: candidates carry the ufrag they were made with.
+        let mut creds = rtc.direct_api().local_ice_credentials();
+        creds.ufrag = format!("{:02}{}", shard % 100, creds.ufrag);
+        rtc.direct_api().set_local_ice_credentials(creds);
         // Invariant: a host candidate with a concrete IP and port is always valid.
         let candidate = Candidate::host(announce, "udp").expect("host candidate");
         rtc.add_local_candidate(candidate);
@@ -349,10 +355,12 @@ mod tests {
     #[test]
     fn offers_carry_growing_session_versions() {
         let now = Instant::now();
-        let mut c = Client::new(ParticipantId(1), "127.0.0.1:10000".parse().unwrap(), now);
+        let mut c = Client::new(ParticipantId(1), 3, "127.0.0.1:10000".parse().unwrap(), now);
         let first = c.next_offer().expect("first offer");
         assert!(first.sdp.contains(" 1 IN IP4"), "{}", first.sdp);
         assert_eq!(first.slots.len(), 2);
+        // The ufrag names the shard.
+        assert!(first.sdp.contains("a=ice-ufrag:03"), "{}", first.sdp);
         // No second offer while the first is outstanding.
         c.subscribe(ParticipantId(2), Source::Camera);
         assert!(c.next_offer().is_none());

@@ -12,21 +12,27 @@
 
 mod client;
 mod plane;
+mod sockets;
 
-use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use conclave_proto::{ParticipantId, ProtocolError, Source, TrackInfo};
+use conclave_proto::{ParticipantId, ProtocolError, RoomId, Source, TrackInfo};
 use crossbeam_channel::Sender;
-use std::collections::BTreeMap;
 
 pub use conclave_room::MediaCommand;
+
+/// Most media threads.
+pub const MAX_THREADS: usize = 64;
 
 /// Media plane settings.
 #[derive(Debug, Clone)]
 pub struct MediaConfig {
-    /// Address the UDP socket binds to (port 0 picks one).
+    /// Address the UDP sockets bind to (port 0 picks one).
     pub bind: SocketAddr,
     /// The IP announced in ICE candidates (the public address behind 1:1 NAT).
     pub announce_ip: IpAddr,
@@ -35,8 +41,9 @@ pub struct MediaConfig {
     /// How far back a subscriber's NACK can reach: sent video packets are kept this long
     /// (at most 1024 per stream) for retransmission.
     pub nack_history: Duration,
+    /// Media threads (shards); rooms are pinned to one each. 1..=64.
+    pub threads: usize,
 }
-
 /// Something the media plane tells the signalling side.
 #[derive(Debug, Clone, PartialEq)]
 pub enum MediaEvent {
@@ -93,6 +100,10 @@ pub struct MediaSnapshot {
     pub mapped_addresses: usize,
     /// Entries in the forwarding table (published tracks with at least one subscriber).
     pub forwarding_entries: usize,
+    /// Sockets connected to one participant address each.
+    pub connected_sockets: usize,
+    /// Participants held by each media thread.
+    pub shard_participants: Vec<usize>,
 }
 
 impl MediaSnapshot {
@@ -102,30 +113,88 @@ impl MediaSnapshot {
     }
 }
 
-/// Handle to the running media plane. Dropping it stops the thread.
-pub struct MediaPlane {
+struct Shard {
     commands: Sender<plane::Command>,
-    local_addr: SocketAddr,
+    waker: Arc<mio::Waker>,
     thread: Option<JoinHandle<()>>,
 }
 
-/// Where media events go. Called on the media thread; must not block.
-pub type EventSink = Box<dyn FnMut(MediaEvent) + Send>;
+impl Shard {
+    fn send(&self, c: plane::Command) -> bool {
+        let ok = self.commands.send(c).is_ok();
+        let _ = self.waker.wake();
+        ok
+    }
+}
+
+/// Handle to the running media plane. Dropping it stops its threads.
+pub struct MediaPlane {
+    shards: Vec<Shard>,
+    /// Which shard holds each participant. Touched per signalling command, never per packet.
+    owner: Mutex<HashMap<ParticipantId, usize>>,
+    local_addr: SocketAddr,
+}
+
+/// Where media events go. Called on the media threads; must not block.
+pub type EventSink = Arc<dyn Fn(MediaEvent) + Send + Sync>;
+
+/// The shard a room is pinned to.
+pub fn shard_for_room(room: &RoomId, shards: usize) -> usize {
+    let mut h = DefaultHasher::new();
+    room.hash(&mut h);
+    (h.finish() % shards.max(1) as u64) as usize
+}
 
 impl MediaPlane {
-    /// Bind the UDP socket and start the media thread.
+    /// Bind one socket per shard on the media port (`SO_REUSEPORT`) and start the threads.
     pub fn start(config: MediaConfig, events: EventSink) -> std::io::Result<MediaPlane> {
-        let socket = UdpSocket::bind(config.bind)?;
-        let local_addr = socket.local_addr()?;
-        let (tx, rx) = crossbeam_channel::unbounded();
+        let n = config.threads.clamp(1, MAX_THREADS);
+        let first = sockets::reuseport_socket(config.bind)?;
+        let local_addr = first.local_addr()?;
+        let mut listeners = vec![first];
+        for _ in 1..n {
+            listeners.push(sockets::reuseport_socket(local_addr)?);
+        }
         let announce = SocketAddr::new(config.announce_ip, local_addr.port());
-        let thread = std::thread::Builder::new()
-            .name("conclave-media".into())
-            .spawn(move || plane::Plane::new(socket, announce, config, rx, events).run())?;
+        let mut parts = Vec::new();
+        let mut links = Vec::new();
+        for l in listeners {
+            let (socks, waker) = sockets::Sockets::new(l)?;
+            let waker = Arc::new(waker);
+            let (htx, hrx) = crossbeam_channel::bounded(1024);
+            links.push(plane::ShardLink {
+                handoff: htx,
+                waker: waker.clone(),
+            });
+            parts.push((socks, waker, hrx));
+        }
+        let links = Arc::new(links);
+        let mut shards = Vec::new();
+        for (i, (socks, waker, hrx)) in parts.into_iter().enumerate() {
+            let (tx, rx) = crossbeam_channel::unbounded();
+            let p = plane::Plane::new(
+                i,
+                socks,
+                links.clone(),
+                hrx,
+                announce,
+                config.clone(),
+                rx,
+                events.clone(),
+            );
+            let thread = std::thread::Builder::new()
+                .name(format!("conclave-media-{i}"))
+                .spawn(move || p.run())?;
+            shards.push(Shard {
+                commands: tx,
+                waker,
+                thread: Some(thread),
+            });
+        }
         Ok(MediaPlane {
-            commands: tx,
+            shards,
+            owner: Mutex::new(HashMap::new()),
             local_addr,
-            thread: Some(thread),
         })
     }
 
@@ -134,25 +203,56 @@ impl MediaPlane {
         self.local_addr
     }
 
-    /// Hand a room-core decision to the media thread.
+    /// Hand a room-core decision to the shard that holds the participant it concerns.
     pub fn command(&self, cmd: MediaCommand) {
-        // A send only fails when the thread is gone, which happens only at shutdown.
-        let _ = self.commands.send(plane::Command::Room(cmd));
+        let mut owner = self.owner.lock().unwrap_or_else(|e| e.into_inner());
+        let shard = match &cmd {
+            MediaCommand::AddParticipant { participant, room } => {
+                let s = shard_for_room(room, self.shards.len());
+                owner.insert(*participant, s);
+                Some(s)
+            }
+            MediaCommand::RemoveParticipant { participant } => owner.remove(participant),
+            MediaCommand::Subscribe { subscriber, .. }
+            | MediaCommand::Unsubscribe { subscriber, .. } => owner.get(subscriber).copied(),
+            MediaCommand::SetPublishing { publisher, .. } => owner.get(publisher).copied(),
+            MediaCommand::Answer { participant, .. } => owner.get(participant).copied(),
+        };
+        drop(owner);
+        if let Some(s) = shard.and_then(|s| self.shards.get(s)) {
+            s.send(plane::Command::Room(cmd));
+        }
     }
 
-    /// A snapshot of the plane's state (waits for the media thread, at most one second).
+    /// A snapshot of every shard's state (waits at most one second per shard).
     pub fn snapshot(&self) -> Option<MediaSnapshot> {
-        let (tx, rx) = crossbeam_channel::bounded(1);
-        self.commands.send(plane::Command::Snapshot(tx)).ok()?;
-        rx.recv_timeout(Duration::from_secs(1)).ok()
+        let mut all = MediaSnapshot::default();
+        for s in &self.shards {
+            let (tx, rx) = crossbeam_channel::bounded(1);
+            if !s.send(plane::Command::Snapshot(tx)) {
+                return None;
+            }
+            let one = rx.recv_timeout(Duration::from_secs(1)).ok()?;
+            all.participants.extend(one.participants);
+            all.mapped_addresses += one.mapped_addresses;
+            all.forwarding_entries += one.forwarding_entries;
+            all.connected_sockets += one.connected_sockets;
+            all.shard_participants.extend(one.shard_participants);
+        }
+        all.participants.sort_by_key(|p| p.id);
+        Some(all)
     }
 }
 
 impl Drop for MediaPlane {
     fn drop(&mut self) {
-        let _ = self.commands.send(plane::Command::Stop);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+        for s in &self.shards {
+            s.send(plane::Command::Stop);
+        }
+        for s in &mut self.shards {
+            if let Some(t) = s.thread.take() {
+                let _ = t.join();
+            }
         }
     }
 }

@@ -1,22 +1,28 @@
-//! The media thread: one UDP socket, every participant's `Rtc`, the forwarding table.
+//! One media shard: a thread that owns the participants of the rooms pinned to it, their
+//! `Rtc`s, their sockets on the shared port, and the forwarding table between them.
 //!
-//! Lock rule: everything here is owned by the one media thread. The only shared things are the
-//! command channel (in) and the event sink (out); neither is touched per packet.
+//! Lock rule: everything here is owned by the shard's thread. The only shared things are the
+//! command channel (in), the hand-over channels for first contacts that landed on the wrong
+//! shard (rare), and the event sink (out); none is touched per media packet.
 
 use std::collections::{HashMap, HashSet};
 use std::io::ErrorKind;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use conclave_proto::{ParticipantId, Source};
 use conclave_room::MediaCommand;
 use crossbeam_channel::{Receiver, Sender};
+use mio::Waker;
+use str0m::ice::StunMessage;
 use str0m::media::KeyframeRequestKind;
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::{RtpPacket, RtpWrite};
 use str0m::{Event, IceConnectionState, Input, Output};
 
 use crate::client::{Client, OfferOut};
+use crate::sockets::Sockets;
 use crate::{EventSink, MediaConfig, MediaEvent, MediaSnapshot};
 
 /// Messages into the media thread.
@@ -26,10 +32,8 @@ pub enum Command {
     Stop,
 }
 
-/// Longest the loop sleeps before looking at commands again.
-const MAX_SLEEP: Duration = Duration::from_millis(10);
-/// Shortest socket wait (a zero read timeout would mean "block forever").
-const MIN_SLEEP: Duration = Duration::from_micros(100);
+/// Longest the loop sleeps when no timer is due (commands wake it at once).
+const MAX_SLEEP: Duration = Duration::from_millis(50);
 /// Most datagrams taken in one batch before forwarding.
 const BATCH: usize = 64;
 /// Most packets a video stream keeps for answering NACKs (also bounded by age).
@@ -47,8 +51,25 @@ enum Propagate {
     Keyframe(ParticipantId, Source, KeyframeRequestKind),
 }
 
+/// How a shard reaches another: a bounded queue of handed-over datagrams and its waker.
+pub struct ShardLink {
+    pub handoff: Sender<(SocketAddr, Vec<u8>)>,
+    pub waker: Arc<Waker>,
+}
+
+/// The shard that owns a STUN request's target: our ICE ufrags start with two digits naming
+/// the shard (see `Client::new`).
+fn stun_owner(data: &[u8]) -> Option<usize> {
+    let stun = StunMessage::parse(data).ok()?;
+    let (local, _) = stun.split_username()?;
+    local.get(..2)?.parse().ok()
+}
+
 pub struct Plane {
-    socket: UdpSocket,
+    shard: usize,
+    sockets: Sockets,
+    links: Arc<Vec<ShardLink>>,
+    handoff: Receiver<(SocketAddr, Vec<u8>)>,
     announce: SocketAddr,
     config: MediaConfig,
     commands: Receiver<Command>,
@@ -65,15 +86,22 @@ pub struct Plane {
 }
 
 impl Plane {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
-        socket: UdpSocket,
+        shard: usize,
+        sockets: Sockets,
+        links: Arc<Vec<ShardLink>>,
+        handoff: Receiver<(SocketAddr, Vec<u8>)>,
         announce: SocketAddr,
         config: MediaConfig,
         commands: Receiver<Command>,
         events: EventSink,
     ) -> Plane {
         Plane {
-            socket,
+            shard,
+            sockets,
+            links,
+            handoff,
             announce,
             config,
             commands,
@@ -89,6 +117,7 @@ impl Plane {
 
     pub fn run(mut self) {
         let mut buf = vec![0u8; 2048];
+        let mut ready = Vec::new();
         let mut last_liveness = Instant::now();
         loop {
             loop {
@@ -102,6 +131,10 @@ impl Plane {
                     Err(crossbeam_channel::TryRecvError::Disconnected) => return,
                 }
             }
+            while let Ok((source, data)) = self.handoff.try_recv() {
+                self.on_datagram(&data, source);
+            }
+            self.flush(Instant::now());
 
             let now = Instant::now();
             if now >= self.earliest {
@@ -115,31 +148,35 @@ impl Plane {
             let wait = self
                 .earliest
                 .saturating_duration_since(Instant::now())
-                .clamp(MIN_SLEEP, MAX_SLEEP);
-            // Setting a timeout only fails for a zero duration, which the clamp rules out.
-            let _ = self.socket.set_read_timeout(Some(wait));
-            match self.socket.recv_from(&mut buf) {
-                Ok((n, source)) => self.on_datagram(&buf[..n], source),
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                    continue;
-                }
-                Err(e) => {
-                    // ICMP errors (e.g. port unreachable) surface here on Linux; harmless.
-                    tracing::debug!("udp recv: {e}");
-                    continue;
+                .min(MAX_SLEEP);
+            self.sockets.wait(wait, &mut ready);
+            // Drain every readable socket (epoll is edge-triggered), forwarding each batch
+            // of up to BATCH datagrams: each subscriber's clock is advanced and its output
+            // flushed once per batch, not once per packet.
+            let mut taken = 0;
+            for &r in &ready {
+                let mut errors = 0;
+                loop {
+                    match self.sockets.recv(r, &mut buf) {
+                        Ok((n, source)) => {
+                            self.on_datagram(&buf[..n], source);
+                            taken += 1;
+                            if taken % BATCH == 0 {
+                                self.flush(Instant::now());
+                            }
+                        }
+                        Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                        Err(e) => {
+                            // ICMP errors (e.g. port unreachable) surface here; harmless.
+                            tracing::debug!("udp recv: {e}");
+                            errors += 1;
+                            if errors > 8 {
+                                break;
+                            }
+                        }
+                    }
                 }
             }
-            // Take whatever else is already waiting, then forward the whole batch: each
-            // subscriber's clock is advanced and its output flushed once per batch, not once
-            // per packet.
-            let _ = self.socket.set_nonblocking(true);
-            for _ in 1..BATCH {
-                match self.socket.recv_from(&mut buf) {
-                    Ok((n, source)) => self.on_datagram(&buf[..n], source),
-                    Err(_) => break,
-                }
-            }
-            let _ = self.socket.set_nonblocking(false);
             self.flush(Instant::now());
         }
     }
@@ -161,12 +198,31 @@ impl Plane {
         let id = match self.by_addr.get(&source) {
             Some(id) => *id,
             None => {
-                // First datagram from this address: only STUN with our ufrag is accepted.
+                // First datagram from this address: only STUN with one of our ufrags is
+                // accepted. If it names another shard, that shard gets it.
+                let Some(owner) = stun_owner(data) else {
+                    tracing::debug!(%source, shard = self.shard, "datagram from an unknown address that is not our STUN");
+                    return;
+                };
+                tracing::debug!(%source, shard = self.shard, owner, "first contact");
+                if owner != self.shard {
+                    if let Some(link) = self.links.get(owner)
+                        && link.handoff.try_send((source, data.to_vec())).is_ok()
+                    {
+                        let _ = link.waker.wake();
+                    }
+                    return;
+                }
                 let Some(c) = self.clients.values().find(|c| c.rtc.accepts(&input)) else {
                     return;
                 };
-                self.by_addr.insert(source, c.id);
-                c.id
+                let id = c.id;
+                self.by_addr.insert(source, id);
+                // From now on this address's datagrams come straight to this shard.
+                if let Err(e) = self.sockets.connect(source) {
+                    tracing::warn!(%source, "cannot open a connected socket: {e}");
+                }
+                id
             }
         };
         let Some(client) = self.clients.get_mut(&id) else {
@@ -262,11 +318,7 @@ impl Plane {
                     self.earliest = self.earliest.min(t);
                     return;
                 }
-                Output::Transmit(t) => {
-                    if let Err(e) = self.socket.send_to(&t.contents, t.destination) {
-                        tracing::debug!(participant = %id, "udp send: {e}");
-                    }
-                }
+                Output::Transmit(t) => self.sockets.send(t.destination, &t.contents),
                 Output::Event(e) => match e {
                     Event::Connected => client.stats.connected = true,
                     Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
@@ -385,8 +437,8 @@ impl Plane {
     fn on_command(&mut self, cmd: MediaCommand) {
         let now = Instant::now();
         match cmd {
-            MediaCommand::AddParticipant { participant } => {
-                let c = Client::new(participant, self.announce, now);
+            MediaCommand::AddParticipant { participant, .. } => {
+                let c = Client::new(participant, self.shard, self.announce, now);
                 self.clients.insert(participant, c);
                 self.offer_if_needed(participant);
             }
@@ -504,6 +556,7 @@ impl Plane {
         c.rtc.disconnect();
         for a in &c.addrs {
             self.by_addr.remove(a);
+            self.sockets.disconnect(*a);
         }
         self.forwarding.retain(|(publisher, _), subs| {
             subs.remove(&id);
@@ -527,6 +580,8 @@ impl Plane {
             participants,
             mapped_addresses: self.by_addr.len(),
             forwarding_entries: self.forwarding.len(),
+            connected_sockets: self.sockets.connected(),
+            shard_participants: vec![self.clients.len()],
         }
     }
 }

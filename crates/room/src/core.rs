@@ -43,6 +43,8 @@ pub enum MediaCommand {
     AddParticipant {
         /// Who.
         participant: ParticipantId,
+        /// Their room (the media plane keeps a room's participants together).
+        room: RoomId,
     },
     /// Tear down the participant's peer connection and free everything it holds.
     RemoveParticipant {
@@ -353,13 +355,14 @@ impl RoomCore {
             conn,
             ServerMessage::Joined {
                 v: PROTOCOL_VERSION,
-                room: room_id,
+                room: room_id.clone(),
                 id: me,
                 participants: others.clone(),
             },
         ));
         out.push(Effect::Media(MediaCommand::AddParticipant {
             participant: me,
+            room: room_id,
         }));
         for other in &others {
             out.push(Effect::Send(

@@ -78,7 +78,8 @@ fn join_announces_and_lists_participants() {
     assert_eq!(
         media(&e1),
         vec![MediaCommand::AddParticipant {
-            participant: ParticipantId(1)
+            participant: ParticipantId(1),
+            room: conclave_proto::RoomId::parse(ROOM).unwrap(),
         }]
     );
     let e2 = s.join(2, ROOM, "  Bob  ");
