@@ -67,6 +67,8 @@ pub struct LimitsConfig {
     pub max_participants: usize,
     /// Characters in a display name.
     pub max_name_chars: usize,
+    /// Characters in a chat message.
+    pub max_chat_chars: usize,
     /// Open WebSocket connections (joined or not).
     pub max_connections: usize,
 }
@@ -100,6 +102,7 @@ impl Default for LimitsConfig {
             max_participants_per_room: core.max_participants_per_room,
             max_participants: core.max_participants,
             max_name_chars: core.max_name_chars,
+            max_chat_chars: core.max_chat_chars,
             max_connections: 4000,
         }
     }
@@ -113,6 +116,7 @@ impl LimitsConfig {
             max_participants_per_room: self.max_participants_per_room,
             max_participants: self.max_participants,
             max_name_chars: self.max_name_chars,
+            max_chat_chars: self.max_chat_chars,
             messages_per_second: self.messages_per_second,
             message_burst: self.message_burst,
         }

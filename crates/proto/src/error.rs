@@ -28,6 +28,10 @@ pub enum ErrorCode {
     InvalidName,
     /// The SDP answer could not be parsed or does not fit the offer.
     InvalidSdp,
+    /// A chat message that is empty or longer than `limits.max_chat_chars`.
+    InvalidChat,
+    /// A private message to someone who is not in the room.
+    UnknownParticipant,
     /// An `answer` when no offer is outstanding.
     NoOfferPending,
     /// The room has `limits.max_participants_per_room` participants.

@@ -66,6 +66,20 @@ pub enum ClientMessage {
     },
     /// Leave the room; the server closes the connection afterwards.
     Leave {},
+    /// A chat message to the room, or with `to` to one participant only. The server relays
+    /// it and never stores it.
+    Chat {
+        /// The message (1 to `limits.max_chat_chars` characters).
+        text: String,
+        /// Addressee of a private message; absent for the whole room.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to: Option<ParticipantId>,
+    },
+    /// Raise or lower one's hand.
+    RaiseHand {
+        /// Whether the hand is up.
+        raised: bool,
+    },
 }
 
 impl ClientMessage {
@@ -77,6 +91,8 @@ impl ClientMessage {
             ClientMessage::Publish { .. } => "publish",
             ClientMessage::Unpublish { .. } => "unpublish",
             ClientMessage::Leave {} => "leave",
+            ClientMessage::Chat { .. } => "chat",
+            ClientMessage::RaiseHand { .. } => "raise_hand",
         }
     }
 }
@@ -90,6 +106,9 @@ pub struct ParticipantInfo {
     pub name: String,
     /// Sources this participant currently publishes.
     pub sources: Vec<Source>,
+    /// Whether their hand is raised.
+    #[serde(default)]
+    pub hand_raised: bool,
 }
 
 /// What one downstream m-line (by `mid`) carries.
@@ -157,6 +176,15 @@ pub enum ServerMessage {
         /// Downstream m-lines: what each receiving mid carries. Mids not listed are unused.
         tracks: BTreeMap<String, TrackInfo>,
     },
+    /// A chat message relayed from another participant.
+    Chat {
+        /// The sender.
+        from: ParticipantId,
+        /// The message.
+        text: String,
+        /// Whether it was sent to you alone.
+        private: bool,
+    },
     /// A request failed. Fatal errors are followed by the server closing the socket.
     Error(ProtocolError),
     /// The server ends this participant's session (the socket closes next).
@@ -190,7 +218,15 @@ pub fn parse_client_message(text: &str) -> Result<ClientMessage, ProtocolError> 
             "a message needs a string field \"type\"",
         ));
     };
-    const KNOWN: [&str; 5] = ["join", "answer", "publish", "unpublish", "leave"];
+    const KNOWN: [&str; 7] = [
+        "join",
+        "answer",
+        "publish",
+        "unpublish",
+        "leave",
+        "chat",
+        "raise_hand",
+    ];
     let Some(kind) = KNOWN.iter().copied().find(|k| *k == kind) else {
         let mut shown: String = kind.chars().take(40).collect();
         if shown.len() < kind.len() {

@@ -87,3 +87,32 @@ fn offer_serializes_slots_by_source_name() {
     let s = serde_json::to_string(&m).unwrap();
     assert!(s.contains(r#""slots":{"microphone":"0"}"#), "{s}");
 }
+
+#[test]
+fn chat_and_raise_hand_parse() {
+    let m = parse_client_message(r#"{"type":"chat","text":"hi"}"#).unwrap();
+    assert_eq!(
+        m,
+        ClientMessage::Chat {
+            text: "hi".into(),
+            to: None
+        }
+    );
+    let m =
+        parse_client_message(r#"{"type":"chat","text":"psst","to":"00000000000000ff"}"#).unwrap();
+    assert_eq!(
+        m,
+        ClientMessage::Chat {
+            text: "psst".into(),
+            to: Some(ParticipantId(255))
+        }
+    );
+    let e = parse_client_message(r#"{"type":"chat","text":"x","to":"nobody"}"#).unwrap_err();
+    assert_eq!(e.code, ErrorCode::BadMessage);
+    let m = parse_client_message(r#"{"type":"raise_hand","raised":true}"#).unwrap();
+    assert_eq!(m, ClientMessage::RaiseHand { raised: true });
+    // Older clients without hand_raised still parse participant info.
+    let p: ParticipantInfo =
+        serde_json::from_str(r#"{"id":"0000000000000001","name":"A","sources":[]}"#).unwrap();
+    assert!(!p.hand_raised);
+}

@@ -112,6 +112,7 @@ struct Conn {
 struct Participant {
     name: String,
     sources: BTreeSet<Source>,
+    hand_raised: bool,
 }
 
 #[derive(Debug, Default)]
@@ -127,6 +128,7 @@ impl Room {
             id,
             name: p.name.clone(),
             sources: p.sources.iter().copied().collect(),
+            hand_raised: p.hand_raised,
         })
     }
 }
@@ -271,6 +273,10 @@ impl RoomCore {
             (ClientMessage::Unpublish { source }, Some(room)) => {
                 self.set_source(conn, &room, source, false, out)
             }
+            (ClientMessage::Chat { text, to }, Some(room)) => self.chat(conn, &room, text, to, out),
+            (ClientMessage::RaiseHand { raised }, Some(room)) => {
+                self.raise_hand(conn, &room, raised, out)
+            }
             (ClientMessage::Leave {}, Some(_)) => {
                 self.leave(conn, LeaveReason::Left, out);
                 out.push(Effect::Send(
@@ -342,6 +348,7 @@ impl RoomCore {
             Participant {
                 name,
                 sources: BTreeSet::new(),
+                hand_raised: false,
             },
         );
         r.join_order.push(me);
@@ -427,6 +434,91 @@ impl RoomCore {
             }));
             out.push(Effect::Send(
                 ConnId(other.0),
+                ServerMessage::ParticipantUpdated {
+                    participant: info.clone(),
+                },
+            ));
+        }
+    }
+
+    /// Relay a chat message: to everyone else in the room, or to one addressee. Nothing is
+    /// kept.
+    fn chat(
+        &mut self,
+        conn: ConnId,
+        room_id: &RoomId,
+        text: String,
+        to: Option<ParticipantId>,
+        out: &mut Vec<Effect>,
+    ) {
+        let me = conn.participant();
+        let n = text.chars().count();
+        if text.trim().is_empty() || n > self.limits.max_chat_chars {
+            out.push(Effect::Send(
+                conn,
+                ServerMessage::error(
+                    ErrorCode::InvalidChat,
+                    format!(
+                        "a chat message has 1 to {} characters, this one has {n}",
+                        self.limits.max_chat_chars
+                    ),
+                ),
+            ));
+            return;
+        }
+        let Some(room) = self.rooms.get(room_id) else {
+            return;
+        };
+        match to {
+            Some(addressee) if addressee == me || !room.participants.contains_key(&addressee) => {
+                out.push(Effect::Send(
+                    conn,
+                    ServerMessage::error(
+                        ErrorCode::UnknownParticipant,
+                        format!("{addressee} is not another participant of this room"),
+                    ),
+                ));
+            }
+            Some(addressee) => out.push(Effect::Send(
+                ConnId(addressee.0),
+                ServerMessage::Chat {
+                    from: me,
+                    text,
+                    private: true,
+                },
+            )),
+            None => {
+                for &other in room.join_order.iter().filter(|id| **id != me) {
+                    out.push(Effect::Send(
+                        ConnId(other.0),
+                        ServerMessage::Chat {
+                            from: me,
+                            text: text.clone(),
+                            private: false,
+                        },
+                    ));
+                }
+            }
+        }
+    }
+
+    fn raise_hand(&mut self, conn: ConnId, room_id: &RoomId, raised: bool, out: &mut Vec<Effect>) {
+        let me = conn.participant();
+        let Some(room) = self.rooms.get_mut(room_id) else {
+            return;
+        };
+        let Some(p) = room.participants.get_mut(&me) else {
+            return;
+        };
+        if p.hand_raised == raised {
+            return;
+        }
+        p.hand_raised = raised;
+        let info = room.info(me).expect("present");
+        // Everyone, including the sender, sees the new state.
+        for &id in &room.join_order {
+            out.push(Effect::Send(
+                ConnId(id.0),
                 ServerMessage::ParticipantUpdated {
                     participant: info.clone(),
                 },

@@ -11,6 +11,8 @@ pub struct Limits {
     pub max_participants: usize,
     /// Characters in a display name.
     pub max_name_chars: usize,
+    /// Characters in a chat message.
+    pub max_chat_chars: usize,
     /// Sustained signalling messages per second per connection.
     pub messages_per_second: f64,
     /// Messages a connection may send in a burst above the sustained rate.
@@ -24,6 +26,7 @@ impl Default for Limits {
             max_participants_per_room: 100,
             max_participants: 2000,
             max_name_chars: 64,
+            max_chat_chars: 2000,
             messages_per_second: 20.0,
             message_burst: 40.0,
         }

@@ -376,3 +376,91 @@ fn answers_are_not_rate_limited() {
     );
     assert_eq!(error_code(&e), Some(ErrorCode::RateLimited));
 }
+
+#[test]
+fn chat_reaches_the_room_or_only_the_addressee_and_is_validated() {
+    let mut s = Sim::new(Limits {
+        max_chat_chars: 10,
+        ..Limits::default()
+    });
+    s.join(1, ROOM, "Ada");
+    s.join(2, ROOM, "Bob");
+    s.join(3, ROOM, "Cy");
+    s.join(4, "otherroomotherroom", "Dee");
+    let chat = |text: &str, to: Option<u64>| ClientMessage::Chat {
+        text: text.into(),
+        to: to.map(ParticipantId),
+    };
+    // Room-wide: everyone else in the room, not the sender, not other rooms.
+    let e = s.msg(1, chat("hello", None));
+    let to: Vec<ConnId> = e
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Send(
+                c,
+                ServerMessage::Chat {
+                    from,
+                    text,
+                    private: false,
+                },
+            ) if *from == ParticipantId(1) && text == "hello" => Some(*c),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(to, vec![ConnId(2), ConnId(3)]);
+    assert_eq!(e.len(), 2);
+    // Private: only the addressee.
+    let e = s.msg(1, chat("psst", Some(3)));
+    assert_eq!(
+        e,
+        vec![Effect::Send(
+            ConnId(3),
+            ServerMessage::Chat {
+                from: ParticipantId(1),
+                text: "psst".into(),
+                private: true
+            }
+        )]
+    );
+    // To someone in another room, to oneself, to nobody: refused, nothing delivered.
+    for target in [4, 1, 99] {
+        let e = s.msg(1, chat("x", Some(target)));
+        assert_eq!(error_code(&e), Some(ErrorCode::UnknownParticipant));
+        assert_eq!(e.len(), 1);
+    }
+    for bad in ["", "   ", "01234567890"] {
+        let e = s.msg(1, chat(bad, None));
+        assert_eq!(error_code(&e), Some(ErrorCode::InvalidChat), "{bad:?}");
+        assert_eq!(e.len(), 1);
+    }
+    // Before join: refused.
+    s.input(Input::Connected(ConnId(9)));
+    assert_eq!(
+        error_code(&s.msg(9, chat("hi", None))),
+        Some(ErrorCode::NotJoined)
+    );
+}
+
+#[test]
+fn raised_hands_are_shown_to_everyone_and_in_lists() {
+    let mut s = Sim::new(Limits::default());
+    s.join(1, ROOM, "Ada");
+    s.join(2, ROOM, "Bob");
+    let e = s.msg(1, ClientMessage::RaiseHand { raised: true });
+    assert_eq!(e.len(), 2, "sender and the other see it");
+    assert!(e.iter().all(
+        |e| matches!(e, Effect::Send(_, ServerMessage::ParticipantUpdated { participant })
+        if participant.hand_raised && participant.id == ParticipantId(1))
+    ));
+    assert!(
+        s.msg(1, ClientMessage::RaiseHand { raised: true })
+            .is_empty()
+    );
+    let e3 = s.join(3, ROOM, "Cy");
+    match &sent_to(&e3, 3)[0] {
+        ServerMessage::Joined { participants, .. } => assert!(participants[0].hand_raised),
+        m => panic!("unexpected {m:?}"),
+    }
+    let e = s.msg(1, ClientMessage::RaiseHand { raised: false });
+    assert_eq!(e.len(), 3);
+}

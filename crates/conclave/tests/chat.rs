@@ -1,0 +1,114 @@
+//! Chat and raised hands over raw WebSockets: room messages reach everyone else, private
+//! messages only their addressee; nothing about chat is kept by the server.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{ROOM, start};
+use conclave_load::{RawSocket, connect};
+use conclave_proto::{ClientMessage, ErrorCode, ParticipantId, ServerMessage};
+
+const T: Duration = Duration::from_secs(10);
+
+async fn joined(url: &str, name: &str) -> (RawSocket, ParticipantId) {
+    let mut s = connect(url).await.unwrap();
+    s.send(&ClientMessage::Join {
+        v: 1,
+        room: ROOM.into(),
+        name: name.into(),
+    })
+    .await
+    .unwrap();
+    match s.recv_timeout(T).await.unwrap() {
+        ServerMessage::Joined { id, .. } => (s, id),
+        m => panic!("expected joined, got {m:?}"),
+    }
+}
+
+fn is_chat(m: &ServerMessage) -> bool {
+    matches!(m, ServerMessage::Chat { .. })
+}
+
+/// No chat message arrives within half a second.
+async fn no_chat(s: &mut RawSocket) {
+    let r = s.recv_until(Duration::from_millis(500), is_chat).await;
+    assert!(r.is_err(), "unexpected chat: {r:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn room_chat_reaches_everyone_and_private_chat_only_its_addressee() {
+    let srv = start(|_| {}).await;
+    let (mut a, a_id) = joined(&srv.url, "Ada").await;
+    let (mut b, _) = joined(&srv.url, "Bob").await;
+    let (mut c, c_id) = joined(&srv.url, "Cy").await;
+
+    a.send(&ClientMessage::Chat {
+        text: "hello all".into(),
+        to: None,
+    })
+    .await
+    .unwrap();
+    for s in [&mut b, &mut c] {
+        let m = s.recv_until(T, is_chat).await.unwrap();
+        assert_eq!(
+            m,
+            ServerMessage::Chat {
+                from: a_id,
+                text: "hello all".into(),
+                private: false
+            }
+        );
+    }
+    no_chat(&mut a).await;
+
+    a.send(&ClientMessage::Chat {
+        text: "just for Cy".into(),
+        to: Some(c_id),
+    })
+    .await
+    .unwrap();
+    let m = c.recv_until(T, is_chat).await.unwrap();
+    assert_eq!(
+        m,
+        ServerMessage::Chat {
+            from: a_id,
+            text: "just for Cy".into(),
+            private: true
+        }
+    );
+    no_chat(&mut b).await;
+
+    // A private message to someone not in the room is refused.
+    a.send(&ClientMessage::Chat {
+        text: "anyone?".into(),
+        to: Some(ParticipantId(42)),
+    })
+    .await
+    .unwrap();
+    let m = a
+        .recv_until(T, |m| matches!(m, ServerMessage::Error(_)))
+        .await
+        .unwrap();
+    assert!(matches!(m, ServerMessage::Error(e) if e.code == ErrorCode::UnknownParticipant));
+    no_chat(&mut b).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_raised_hand_is_visible_to_the_others() {
+    let srv = start(|_| {}).await;
+    let (mut a, a_id) = joined(&srv.url, "Ada").await;
+    let (mut b, _) = joined(&srv.url, "Bob").await;
+    a.send(&ClientMessage::RaiseHand { raised: true })
+        .await
+        .unwrap();
+    let m = b
+        .recv_until(T, |m| {
+            matches!(m, ServerMessage::ParticipantUpdated { participant } if participant.hand_raised)
+        })
+        .await
+        .unwrap();
+    assert!(
+        matches!(m, ServerMessage::ParticipantUpdated { participant } if participant.id == a_id)
+    );
+}
