@@ -37,6 +37,42 @@ pub struct Config {
     pub tls: TlsConfig,
     /// Limits.
     pub limits: LimitsConfig,
+    /// What clients are told to do (bandwidth, screen sharing).
+    pub meeting: MeetingConfig,
+}
+
+/// `[meeting]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MeetingConfig {
+    /// Highest camera resolution clients send, as a height in pixels (90 to 2160).
+    pub max_video_height: u32,
+    /// Frame-rate cap for screen sharing (1 to 30).
+    pub screen_share_fps: u32,
+    /// Clients join in audio-only mode by default.
+    pub audio_only: bool,
+}
+
+impl Default for MeetingConfig {
+    fn default() -> Self {
+        let d = conclave_proto::MeetingSettings::default();
+        MeetingConfig {
+            max_video_height: d.max_video_height,
+            screen_share_fps: d.screen_share_fps,
+            audio_only: d.audio_only,
+        }
+    }
+}
+
+impl MeetingConfig {
+    /// As sent to clients.
+    pub fn settings(&self) -> conclave_proto::MeetingSettings {
+        conclave_proto::MeetingSettings {
+            max_video_height: self.max_video_height,
+            screen_share_fps: self.screen_share_fps,
+            audio_only: self.audio_only,
+        }
+    }
 }
 
 /// `[tls]`
@@ -87,6 +123,7 @@ impl Default for Config {
             log: "info".into(),
             tls: TlsConfig::default(),
             limits: LimitsConfig::default(),
+            meeting: MeetingConfig::default(),
         }
     }
 }
@@ -186,6 +223,12 @@ impl Config {
         let burst_ok = l.message_burst.is_finite() && l.message_burst >= 1.0;
         if !rate_ok || !burst_ok {
             bail!("limits.messages_per_second must be > 0 and limits.message_burst >= 1");
+        }
+        if !(90..=2160).contains(&self.meeting.max_video_height) {
+            bail!("meeting.max_video_height must be between 90 and 2160");
+        }
+        if !(1..=30).contains(&self.meeting.screen_share_fps) {
+            bail!("meeting.screen_share_fps must be between 1 and 30");
         }
         if self.media_threads > conclave_media::MAX_THREADS {
             bail!(

@@ -61,7 +61,7 @@ impl Server {
         .with_context(|| format!("cannot bind media UDP socket {}", config.media_bind()))?;
         let media = Arc::new(media);
 
-        let core = RoomCore::new(config.limits.core());
+        let core = RoomCore::with_settings(config.limits.core(), config.meeting.settings());
         let conference = tokio::spawn(conference::run(
             core,
             config.limits.max_connections,

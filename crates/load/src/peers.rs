@@ -35,7 +35,7 @@ pub struct JanusPeer {
 impl Peer {
     /// Start sending audio and video.
     pub fn publish_all(&self) {
-        for s in Source::ALL {
+        for s in [Source::Microphone, Source::Camera] {
             match self {
                 Peer::Conclave(p) => p.publish(s),
                 Peer::Janus(j) => j.publisher.publish(s, true),

@@ -40,6 +40,7 @@ fn source_byte(s: Source) -> u8 {
     match s {
         Source::Microphone => 0,
         Source::Camera => 1,
+        Source::Screen => 2,
     }
 }
 
@@ -64,6 +65,7 @@ impl Probe {
         let source = match p[5] {
             0 => Source::Microphone,
             1 => Source::Camera,
+            2 => Source::Screen,
             _ => return None,
         };
         Some(Probe {

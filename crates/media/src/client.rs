@@ -316,6 +316,7 @@ pub fn source_name(s: Source) -> &'static str {
     match s {
         Source::Microphone => "microphone",
         Source::Camera => "camera",
+        Source::Screen => "screen",
     }
 }
 
@@ -358,7 +359,7 @@ mod tests {
         let mut c = Client::new(ParticipantId(1), 3, "127.0.0.1:10000".parse().unwrap(), now);
         let first = c.next_offer().expect("first offer");
         assert!(first.sdp.contains(" 1 IN IP4"), "{}", first.sdp);
-        assert_eq!(first.slots.len(), 2);
+        assert_eq!(first.slots.len(), 3);
         // The ufrag names the shard.
         assert!(first.sdp.contains("a=ice-ufrag:03"), "{}", first.sdp);
         // No second offer while the first is outstanding.

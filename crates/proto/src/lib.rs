@@ -24,15 +24,38 @@ pub enum Source {
     Microphone,
     /// Video from the camera.
     Camera,
+    /// A shared screen or window (video, at most `settings.screen_share_fps` frames/s).
+    Screen,
 }
 
 impl Source {
     /// Every source, in the order their upstream slots appear in the first offer.
-    pub const ALL: [Source; 2] = [Source::Microphone, Source::Camera];
+    pub const ALL: [Source; 3] = [Source::Microphone, Source::Camera, Source::Screen];
 
     /// Whether this source carries audio (otherwise video).
     pub fn is_audio(self) -> bool {
         matches!(self, Source::Microphone)
+    }
+}
+
+/// Meeting settings from the server's configuration that every client applies.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MeetingSettings {
+    /// Highest camera video the client sends, in pixels (e.g. 240, 360, 720).
+    pub max_video_height: u32,
+    /// Frame-rate cap for screen sharing.
+    pub screen_share_fps: u32,
+    /// Join in audio-only mode (no camera offered) by default.
+    pub audio_only: bool,
+}
+
+impl Default for MeetingSettings {
+    fn default() -> Self {
+        MeetingSettings {
+            max_video_height: 720,
+            screen_share_fps: 5,
+            audio_only: false,
+        }
     }
 }
 
@@ -148,6 +171,8 @@ pub enum ServerMessage {
         id: ParticipantId,
         /// Everyone else already in the room.
         participants: Vec<ParticipantInfo>,
+        /// Settings the client applies (bandwidth, screen sharing).
+        settings: MeetingSettings,
     },
     /// Someone entered the room.
     ParticipantJoined {

@@ -8,7 +8,7 @@ use conclave_proto::{
     ProtocolError, RoomId, ServerMessage, Source,
 };
 
-use crate::{Limits, TokenBucket};
+use crate::{Limits, MeetingSettings, TokenBucket};
 
 /// A signalling connection, named by the edge. When the connection joins, its participant ID
 /// is the same number, so the edge chooses it at random.
@@ -137,6 +137,7 @@ impl Room {
 #[derive(Debug)]
 pub struct RoomCore {
     limits: Limits,
+    settings: MeetingSettings,
     conns: HashMap<ConnId, Conn>,
     rooms: HashMap<RoomId, Room>,
     participants: usize,
@@ -145,8 +146,14 @@ pub struct RoomCore {
 impl RoomCore {
     /// An empty server.
     pub fn new(limits: Limits) -> Self {
+        Self::with_settings(limits, MeetingSettings::default())
+    }
+
+    /// An empty server whose clients get `settings` on join.
+    pub fn with_settings(limits: Limits, settings: MeetingSettings) -> Self {
         RoomCore {
             limits,
+            settings,
             conns: HashMap::new(),
             rooms: HashMap::new(),
             participants: 0,
@@ -365,6 +372,7 @@ impl RoomCore {
                 room: room_id.clone(),
                 id: me,
                 participants: others.clone(),
+                settings: self.settings.clone(),
             },
         ));
         out.push(Effect::Media(MediaCommand::AddParticipant {

@@ -10,7 +10,7 @@ mod limits;
 mod rate;
 
 pub use crate::core::{ConnId, Effect, Input, MediaCommand, RoomCore};
-pub use limits::Limits;
+pub use limits::{Limits, MeetingSettings};
 pub use rate::TokenBucket;
 
 #[cfg(test)]

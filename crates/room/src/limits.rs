@@ -1,5 +1,7 @@
 //! Explicit, configurable limits enforced by the room core.
 
+pub use conclave_proto::MeetingSettings;
+
 /// Limits the room core enforces. Every one is a config option (`[limits]` in the config file).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Limits {
