@@ -1,59 +1,179 @@
-// The message catalog. English and German; German when the browser prefers it.
+// The message catalog. English and German; by default the browser's preference decides, and
+// the language switch on the page changes every text at once without a reload.
 //
 // Every text the page shows comes from here. Keys are the same in every language; a key
-// missing from a language falls back to English.
+// missing from a language falls back to English. Static texts are marked in index.html
+// (`data-i18n` for the text, `data-i18n-aria-label` for an accessible name); modules that
+// draw texts themselves redraw them from `onLocaleChange`.
 
 /** @typedef {'en' | 'de'} Locale */
+
+/** Every locale the page offers, in the order of the language switch. */
+export const LOCALES = /** @type {const} */ (['en', 'de']);
 
 const en = {
   title: 'Conclave',
   tagline: 'Confidential video meetings',
+  languageLabel: 'Language / Sprache',
+  languageEnglish: 'English',
+  languageGerman: 'Deutsch',
   newMeeting: 'New meeting',
+  meetingReady: 'Your meeting is ready',
+  meetingReadyHint: 'Send this link to the people you want to meet. Anyone with the link can join.',
+  meetingLink: 'Meeting link',
+  copyLink: 'Copy link',
+  linkCopied: 'Link copied.',
+  linkSelected: 'The link is selected: press Ctrl+C (⌘C on a Mac) to copy it.',
+  goToMeeting: 'Go to the meeting',
   joinExistingLabel: 'Meeting ID or link',
   joinExisting: 'Open',
   invalidRoom: 'That is not a meeting ID or link.',
+  prejoinHeading: 'Ready to join?',
+  meetingHeading: 'Meeting',
   name: 'Name',
   microphone: 'Microphone',
   camera: 'Camera',
+  devices: 'Devices',
+  chooseMicrophone: 'Choose microphone',
+  chooseCamera: 'Choose camera',
+  defaultMicrophone: 'Default microphone',
+  defaultCamera: 'Default camera',
+  unnamedMicrophone: 'Microphone {n}',
+  unnamedCamera: 'Camera {n}',
+  microphoneLevel: 'Microphone level',
+  cameraIsOff: 'Camera is off',
+  audioOnly: 'Audio only (no camera)',
   join: 'Join',
+  joinWithoutDevices: 'Join without devices',
+  joinWithoutDevicesHint: 'Without devices you see and hear the others, and nobody sees or hears you.',
   leave: 'Leave',
+  controls: 'Meeting controls',
+  participants: 'Participants',
+  participantsCount: 'Participants ({count})',
   you: 'You',
+  nameYou: '{name} (you)',
+  muted: 'Muted',
   connecting: 'Connecting…',
-  alone: 'Nobody else is here yet. Share the link of this page to invite others.',
+  alone: 'Nobody else is here yet. Copy the link of this page to invite others.',
+  youJoined: 'You joined the meeting.',
+  personJoined: '{name} joined',
+  personLeft: '{name} left',
   left: 'You left the meeting.',
-  ended: 'The meeting connection ended ({reason}).',
-  mediaFailed: 'Could not use the {device}: {error}',
+  ended: 'The meeting connection ended: {reason}',
+  reasonDisconnected: 'the connection was lost.',
+  reasonTimeout: 'the server heard nothing from this browser for too long.',
+  reasonError: 'the server found an error.',
+  reasonLeft: 'you left.',
+  mediaUnsupported:
+    'This browser offers no camera or microphone on this page. You can still join without devices to see and hear the others.',
+  deniedMicrophone:
+    'The browser blocked the microphone. Allow it in the site settings of this page, or join without devices.',
+  deniedCamera:
+    'The browser blocked the camera. Allow it in the site settings of this page, or join without devices.',
+  notFoundMicrophone: 'No microphone was found.',
+  notFoundCamera: 'No camera was found.',
+  busyMicrophone: 'The microphone could not be started. Another program may be using it.',
+  busyCamera: 'The camera could not be started. Another program may be using it.',
+  failedMicrophone: 'Could not use the microphone: {error}',
+  failedCamera: 'Could not use the camera: {error}',
+  endedMicrophone: 'The microphone stopped working and was turned off.',
+  endedCamera: 'The camera stopped working and was turned off.',
   serverError: 'Error {code}: {message}',
   home: 'Home',
 };
 
-/** @type {Record<Locale, Partial<typeof en>>} */
+/** @typedef {keyof typeof en} MessageKey */
+
+/** @type {Record<Locale, Partial<Record<MessageKey, string>>>} */
 const catalogs = {
   en,
   de: {
     title: 'Conclave',
     tagline: 'Vertrauliche Videokonferenzen',
+    languageLabel: 'Sprache / Language',
+    languageEnglish: 'English',
+    languageGerman: 'Deutsch',
     newMeeting: 'Neue Besprechung',
+    meetingReady: 'Ihre Besprechung ist bereit',
+    meetingReadyHint:
+      'Senden Sie diesen Link an die Personen, die Sie treffen möchten. Wer den Link hat, kann teilnehmen.',
+    meetingLink: 'Link zur Besprechung',
+    copyLink: 'Link kopieren',
+    linkCopied: 'Link kopiert.',
+    linkSelected: 'Der Link ist markiert: Drücken Sie Strg+C (⌘C auf einem Mac), um ihn zu kopieren.',
+    goToMeeting: 'Zur Besprechung',
     joinExistingLabel: 'Besprechungs-ID oder Link',
     joinExisting: 'Öffnen',
     invalidRoom: 'Das ist keine Besprechungs-ID und kein Link zu einer Besprechung.',
+    prejoinHeading: 'Bereit zum Beitreten?',
+    meetingHeading: 'Besprechung',
     name: 'Name',
     microphone: 'Mikrofon',
     camera: 'Kamera',
+    devices: 'Geräte',
+    chooseMicrophone: 'Mikrofon auswählen',
+    chooseCamera: 'Kamera auswählen',
+    defaultMicrophone: 'Standardmikrofon',
+    defaultCamera: 'Standardkamera',
+    unnamedMicrophone: 'Mikrofon {n}',
+    unnamedCamera: 'Kamera {n}',
+    microphoneLevel: 'Mikrofonpegel',
+    cameraIsOff: 'Kamera ist aus',
+    audioOnly: 'Nur Audio (ohne Kamera)',
     join: 'Beitreten',
+    joinWithoutDevices: 'Ohne Geräte beitreten',
+    joinWithoutDevicesHint:
+      'Ohne Geräte sehen und hören Sie die anderen, und niemand sieht oder hört Sie.',
     leave: 'Verlassen',
+    controls: 'Steuerung der Besprechung',
+    participants: 'Teilnehmende',
+    participantsCount: 'Teilnehmende ({count})',
     you: 'Sie',
+    nameYou: '{name} (Sie)',
+    muted: 'Stumm',
     connecting: 'Verbinde …',
-    alone: 'Noch ist niemand sonst hier. Teilen Sie den Link dieser Seite, um andere einzuladen.',
+    alone: 'Noch ist niemand sonst hier. Kopieren Sie den Link dieser Seite, um andere einzuladen.',
+    youJoined: 'Sie sind der Besprechung beigetreten.',
+    personJoined: '{name} ist beigetreten',
+    personLeft: '{name} hat die Besprechung verlassen',
     left: 'Sie haben die Besprechung verlassen.',
-    ended: 'Die Verbindung zur Besprechung wurde beendet ({reason}).',
-    mediaFailed: '{device} konnte nicht verwendet werden: {error}',
+    ended: 'Die Verbindung zur Besprechung wurde beendet: {reason}',
+    reasonDisconnected: 'Die Verbindung ist abgerissen.',
+    reasonTimeout: 'Der Server hat zu lange nichts von diesem Browser gehört.',
+    reasonError: 'Der Server hat einen Fehler festgestellt.',
+    reasonLeft: 'Sie haben sie verlassen.',
+    mediaUnsupported:
+      'Dieser Browser bietet auf dieser Seite weder Kamera noch Mikrofon an. Sie können trotzdem ohne Geräte beitreten und die anderen sehen und hören.',
+    deniedMicrophone:
+      'Der Browser hat das Mikrofon blockiert. Erlauben Sie es in den Website-Einstellungen dieser Seite oder treten Sie ohne Geräte bei.',
+    deniedCamera:
+      'Der Browser hat die Kamera blockiert. Erlauben Sie sie in den Website-Einstellungen dieser Seite oder treten Sie ohne Geräte bei.',
+    notFoundMicrophone: 'Es wurde kein Mikrofon gefunden.',
+    notFoundCamera: 'Es wurde keine Kamera gefunden.',
+    busyMicrophone:
+      'Das Mikrofon konnte nicht gestartet werden. Vielleicht verwendet es ein anderes Programm.',
+    busyCamera:
+      'Die Kamera konnte nicht gestartet werden. Vielleicht verwendet sie ein anderes Programm.',
+    failedMicrophone: 'Das Mikrofon konnte nicht verwendet werden: {error}',
+    failedCamera: 'Die Kamera konnte nicht verwendet werden: {error}',
+    endedMicrophone: 'Das Mikrofon funktioniert nicht mehr und wurde ausgeschaltet.',
+    endedCamera: 'Die Kamera funktioniert nicht mehr und wurde ausgeschaltet.',
     serverError: 'Fehler {code}: {message}',
     home: 'Startseite',
   },
 };
 
-/** @typedef {keyof typeof en} MessageKey */
+/** Where the language chosen with the switch is remembered (nothing else is stored). */
+const STORAGE_KEY = 'conclave.language';
+
+/**
+ * Whether `value` is a locale of this catalog.
+ * @param {unknown} value
+ * @returns {value is Locale}
+ */
+export function isLocale(value) {
+  return typeof value === 'string' && /** @type {readonly string[]} */ (LOCALES).includes(value);
+}
 
 /**
  * Pick the language: the first of `languages` that is English or German wins; English if none.
@@ -63,27 +183,70 @@ const catalogs = {
 export function pickLocale(languages) {
   for (const tag of languages) {
     const primary = tag.toLowerCase().split('-')[0];
-    if (primary === 'de') return 'de';
-    if (primary === 'en') return 'en';
+    if (isLocale(primary)) return primary;
   }
   return 'en';
 }
 
-/** The page's language, chosen once at load. */
-export const locale = pickLocale(
-  typeof navigator === 'undefined' ? [] : navigator.languages ?? [navigator.language],
-);
+/** @returns {Locale | null} The language chosen earlier with the switch, if any. */
+function storedLocale() {
+  try {
+    const value = localStorage.getItem(STORAGE_KEY);
+    return isLocale(value) ? value : null;
+  } catch {
+    return null; // Storage disabled: follow the browser.
+  }
+}
+
+/** @type {Locale} */
+let current =
+  storedLocale() ??
+  pickLocale(typeof navigator === 'undefined' ? [] : navigator.languages ?? [navigator.language]);
+
+/** @type {Set<(locale: Locale) => void>} */
+const listeners = new Set();
+
+/** The page's language now. @returns {Locale} */
+export function getLocale() {
+  return current;
+}
+
+/**
+ * Switch the page to `locale`: remember the choice, set `<html lang>`, translate every marked
+ * element, and let every listener redraw its texts.
+ * @param {Locale} locale
+ */
+export function setLocale(locale) {
+  current = locale;
+  try {
+    localStorage.setItem(STORAGE_KEY, locale);
+  } catch {
+    // Not remembered; the page still switches.
+  }
+  translatePage(document);
+  for (const listener of listeners) listener(locale);
+}
+
+/**
+ * Call `listener` after every language switch.
+ * @param {(locale: Locale) => void} listener
+ */
+export function onLocaleChange(listener) {
+  listeners.add(listener);
+}
 
 /**
  * The text for `key` in the page's language, with `{name}` placeholders filled from `params`.
  * @param {MessageKey} key
- * @param {Record<string, string>} [params]
+ * @param {Record<string, string | number>} [params]
  * @returns {string}
  */
 export function t(key, params) {
-  const text = catalogs[locale][key] ?? en[key];
+  const text = catalogs[current][key] ?? en[key];
   if (!params) return text;
-  return text.replace(/\{(\w+)\}/g, (whole, name) => params[name] ?? whole);
+  return text.replace(/\{(\w+)\}/g, (whole, name) =>
+    Object.hasOwn(params, name) ? String(params[name]) : whole,
+  );
 }
 
 /**
@@ -96,15 +259,20 @@ export function isMessageKey(key) {
 }
 
 /**
- * Fill every element under `root` that has `data-i18n="key"` with its text, and set the
- * document language.
+ * Fill every element under `root` that has `data-i18n="key"` with its text and every one
+ * with `data-i18n-aria-label="key"` with its accessible name, and set the document language.
  * @param {ParentNode} root
  */
 export function translatePage(root) {
-  document.documentElement.lang = locale;
+  document.documentElement.lang = current;
   for (const el of root.querySelectorAll('[data-i18n]')) {
     const key = el.getAttribute('data-i18n') ?? '';
     if (isMessageKey(key)) el.textContent = t(key);
+    else console.warn(`i18n: no message "${key}"`);
+  }
+  for (const el of root.querySelectorAll('[data-i18n-aria-label]')) {
+    const key = el.getAttribute('data-i18n-aria-label') ?? '';
+    if (isMessageKey(key)) el.setAttribute('aria-label', t(key));
     else console.warn(`i18n: no message "${key}"`);
   }
 }

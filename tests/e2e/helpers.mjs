@@ -4,10 +4,12 @@
 // Every wait here has a timeout: a test fails with a message saying what it waited for and
 // what it saw last, it never hangs. Tests assert what happened, never how fast.
 
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import { extname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { after, before } from 'node:test';
+import { chromium, request } from 'playwright-core';
+import { startServer } from './server.mjs';
 
 /** The default bound of every wait. */
 export const WAIT_MS = 20_000;
@@ -15,7 +17,8 @@ export const WAIT_MS = 20_000;
 /** The bound of one whole test (several waits in a row). */
 export const TEST_TIMEOUT_MS = 180_000;
 
-const artifactsDir = resolve(fileURLToPath(new URL('.', import.meta.url)), 'artifacts');
+/** Where tests leave screenshots and logs (ignored by git). */
+export const ARTIFACTS_DIR = resolve(fileURLToPath(new URL('.', import.meta.url)), 'artifacts');
 
 /** Chromium flags for headless media tests (see shared testing notes). */
 export const CHROMIUM_ARGS = [
@@ -93,14 +96,92 @@ export async function waitFor(what, probe, { timeout = WAIT_MS, interval = 250 }
   }
 }
 
-/** @returns {Promise<import('playwright-core').Browser>} */
-export function launchBrowser() {
+/**
+ * Launch headless Chromium with fake devices. With `fakeUi: false` the browser does not
+ * auto-accept camera and microphone requests: a context without those permissions is
+ * refused (NotAllowedError), as when a user blocks them.
+ * @param {{fakeUi?: boolean}} [options]
+ * @returns {Promise<import('playwright-core').Browser>}
+ */
+export function launchBrowser({ fakeUi = true } = {}) {
   return chromium.launch({
     executablePath: process.env.CHROMIUM_BIN || '/usr/bin/chromium',
     headless: true,
-    args: CHROMIUM_ARGS,
+    args: [
+      ...(fakeUi ? CHROMIUM_ARGS : CHROMIUM_ARGS.filter((a) => a !== '--use-fake-ui-for-media-stream')),
+      // See serveWebFromDisk: pages answered from disk must still reach the loopback server.
+      ...(process.env.E2E_WEB_DIR ? ['--disable-features=LocalNetworkAccessChecks'] : []),
+    ],
     timeout: WAIT_MS,
   });
+}
+
+/**
+ * @typedef {object} Suite
+ * @property {import('./server.mjs').RunningServer} server
+ * @property {import('playwright-core').Browser} browser
+ */
+
+/**
+ * One server and one browser for all tests of a file: started before the first test,
+ * stopped after the last. Read `suite.server` and `suite.browser` inside a test.
+ * @returns {Suite}
+ */
+export function serverAndBrowser() {
+  /** @type {import('./server.mjs').RunningServer | undefined} */
+  let server;
+  /** @type {import('playwright-core').Browser | undefined} */
+  let browser;
+  before(async () => {
+    server = await startServer();
+    browser = await launchBrowser();
+    await warnIfWebIsStale(server.url);
+  });
+  after(async () => {
+    await browser?.close();
+    await server?.stop();
+  });
+  return {
+    get server() {
+      if (!server) throw new Error('the server did not start');
+      return server;
+    },
+    get browser() {
+      if (!browser) throw new Error('the browser did not start');
+      return browser;
+    },
+  };
+}
+
+const webDir = resolve(fileURLToPath(new URL('.', import.meta.url)), '..', '..', 'web');
+
+/**
+ * Say so when the server embeds other web files than web/ holds (a release binary built
+ * before the last client change) and E2E_WEB_DIR does not stand in for them: the tests would
+ * run the old client.
+ * @param {string} url
+ */
+async function warnIfWebIsStale(url) {
+  if (process.env.E2E_WEB_DIR) return;
+  const api = await request.newContext({ ignoreHTTPSErrors: true, baseURL: url });
+  try {
+    /** @type {string[]} */
+    const stale = [];
+    for (const file of await readdir(webDir)) {
+      if (!contentTypes[extname(file)]) continue;
+      const served = await api.get(`/${file}`);
+      const local = await readFile(join(webDir, file));
+      if (!served.ok() || !local.equals(await served.body())) stale.push(file);
+    }
+    if (stale.length > 0) {
+      console.error(
+        `warning: the server binary embeds other versions of web/${stale.join(', web/')}; ` +
+          'rebuild it (cargo build --release) or set E2E_WEB_DIR=web',
+      );
+    }
+  } finally {
+    await api.dispose();
+  }
 }
 
 /**
@@ -112,18 +193,40 @@ export function launchBrowser() {
  */
 
 /**
+ * @typedef {object} ParticipantOptions
+ * @property {string} label
+ * @property {string} [locale] Browser language, default en-US.
+ * @property {string[]} [permissions] Default: camera and microphone granted.
+ * @property {{width: number, height: number}} [viewport] Default 1280×720.
+ * @property {boolean} [phone] Emulate a phone (mobile viewport, touch).
+ * @property {(context: import('playwright-core').BrowserContext) => Promise<void> | void} [beforeOpen]
+ *   Runs on the new context before the page opens (e.g. to record its requests).
+ */
+
+/**
  * A new browser context (its own cookies, devices and peer connection) on `url`.
  * @param {import('playwright-core').Browser} browser
  * @param {string} url
- * @param {{label: string, locale?: string}} options
+ * @param {ParticipantOptions} options
  * @returns {Promise<Participant>}
  */
-export async function openParticipant(browser, url, { label, locale = 'en-US' }) {
+export async function openParticipant(browser, url, options) {
+  const {
+    label,
+    locale = 'en-US',
+    permissions = ['camera', 'microphone'],
+    viewport = { width: 1280, height: 720 },
+    phone = false,
+    beforeOpen,
+  } = options;
   const context = await browser.newContext({
     ignoreHTTPSErrors: true,
     locale,
-    permissions: ['camera', 'microphone'],
+    permissions,
+    viewport,
+    ...(phone ? { isMobile: true, hasTouch: true, deviceScaleFactor: 2 } : {}),
   });
+  await beforeOpen?.(context);
   context.setDefaultTimeout(WAIT_MS);
   await serveWebFromDisk(context);
   const page = await context.newPage();
@@ -148,19 +251,24 @@ const contentTypes = /** @type {Record<string, string>} */ ({
 });
 
 /**
- * With E2E_WEB_DIR set (e.g. to web/), answer the page's scripts and styles from that folder
- * instead of the copy embedded in a release binary, so client changes need no rebuild. The
- * server still answers everything else (and its headers, CSP included, are kept).
+ * With E2E_WEB_DIR set (e.g. to web/), answer the page (index.html), its scripts and styles
+ * from that folder instead of the copy embedded in a release binary, so client changes need
+ * no rebuild. The server still answers every request first (its status and headers, CSP
+ * included, are kept; a file it does not embed yet gets 200 from disk).
+ *
+ * A document fulfilled by the test has no loopback address space, so Chromium's local
+ * network access checks would block its WebSocket to 127.0.0.1: `launchBrowser` turns those
+ * checks off, only when E2E_WEB_DIR is set.
  * @param {import('playwright-core').BrowserContext} context
  */
 async function serveWebFromDisk(context) {
   const dir = process.env.E2E_WEB_DIR;
   if (!dir) return;
   await context.route(/^https:\/\/127\.0\.0\.1:\d+\/(?!ws$)/, async (route) => {
-    // Documents come from the server: a fulfilled document would lose its loopback address
-    // space, and Chromium's local network access checks would then block the WebSocket.
-    if (route.request().isNavigationRequest()) return route.continue();
-    const file = new URL(route.request().url()).pathname.slice(1);
+    const path = new URL(route.request().url()).pathname;
+    const isPage = path === '/' || /^\/r\/[^/]*\/?$/.test(path);
+    if (route.request().isNavigationRequest() && !isPage) return route.continue();
+    const file = isPage ? 'index.html' : path.slice(1);
     const type = contentTypes[extname(file)];
     if (!type || file.includes('..')) return route.continue();
     const response = await route.fetch();
@@ -168,7 +276,8 @@ async function serveWebFromDisk(context) {
     if (!body) return route.fulfill({ response });
     const headers = { ...response.headers(), 'content-type': type };
     delete headers['content-length'];
-    await route.fulfill({ response, body, headers });
+    // A file the binary does not embed yet answers 404 there; from disk it exists.
+    await route.fulfill({ response, status: 200, body, headers });
   });
 }
 
@@ -183,7 +292,8 @@ export function randomRoomId() {
 }
 
 /**
- * Type the name, click Join, and wait until the meeting shows. Returns the participant ID.
+ * Type the name, click Join (or another join button), and wait until the meeting shows.
+ * Returns the participant ID.
  * @param {Participant} p
  * @param {{join?: string, leave?: string, name?: string}} [labels]
  * @returns {Promise<string>}
@@ -195,8 +305,17 @@ export async function joinMeeting(p, labels = {}) {
   await page
     .getByRole('button', { name: labels.leave ?? 'Leave', exact: true })
     .waitFor({ state: 'visible', timeout: WAIT_MS });
+  return participantId(p);
+}
+
+/**
+ * Wait until `p` is in a meeting, and return its participant ID.
+ * @param {Participant} p
+ * @returns {Promise<string>}
+ */
+export function participantId(p) {
   return waitFor(`${p.label} to have a participant ID and a peer connection`, () =>
-    page.evaluate(() => {
+    p.page.evaluate(() => {
       const c = /** @type {any} */ (window).conclave;
       return c && c.pc && c.session && c.session.id ? String(c.session.id) : null;
     }),
@@ -286,6 +405,28 @@ export async function inboundStreams(p) {
 }
 
 /**
+ * The outbound-rtp stats of a participant's peer connection (what it sends).
+ * @param {Participant} p
+ * @returns {Promise<{kind: string, mid: string | null, packetsSent: number}[]>}
+ */
+export async function outboundStreams(p) {
+  return p.page.evaluate(async () => {
+    /** @type {RTCPeerConnection | undefined} */
+    const pc = /** @type {any} */ (window).conclave?.pc;
+    if (!pc) return [];
+    const report = await pc.getStats();
+    /** @type {{kind: string, mid: string | null, packetsSent: number}[]} */
+    const out = [];
+    report.forEach((s) => {
+      if (s.type === 'outbound-rtp') {
+        out.push({ kind: s.kind, mid: s.mid ?? null, packetsSent: s.packetsSent ?? 0 });
+      }
+    });
+    return out;
+  });
+}
+
+/**
  * Wait until `p` decodes video from every one of `others` and the frame counts keep
  * growing, receives audio from every one of them, and shows their video in their tiles.
  * @param {Participant} p
@@ -369,7 +510,7 @@ export async function expectNoAlert(p) {
  * @param {{log: () => string} | undefined} server
  */
 export async function saveArtifacts(name, participants, server) {
-  const dir = join(artifactsDir, name.replace(/[^A-Za-z0-9_-]+/g, '_'));
+  const dir = join(ARTIFACTS_DIR, name.replace(/[^A-Za-z0-9_-]+/g, '_'));
   await mkdir(dir, { recursive: true });
   for (const p of participants) {
     await writeFile(join(dir, `${p.label}.log`), p.logs.join('\n') + '\n');

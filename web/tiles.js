@@ -1,0 +1,325 @@
+// The people in the meeting as the page shows them: one tile per person in a grid whose
+// columns follow the number of people, the own tile (mirrored, muted) first, and the
+// participant list. Knows nothing of the wire: app.js feeds it what the session reports.
+
+import { onLocaleChange, t } from './i18n.js';
+
+/** @typedef {import('./protocol.js').Source} Source */
+/** @typedef {import('./protocol.js').ParticipantInfo} ParticipantInfo */
+/** @typedef {import('./protocol.js').RemoteTrack} RemoteTrack */
+
+/**
+ * @typedef {object} Tile
+ * @property {HTMLElement} root
+ * @property {HTMLVideoElement} video
+ * @property {HTMLAudioElement | null} audio Null for the own tile: we never play ourselves.
+ * @property {HTMLElement} name
+ * @property {HTMLElement} avatar
+ * @property {HTMLElement} mutedBadge
+ * @property {ParticipantInfo} info
+ */
+
+/** The key of the own tile and list entry (participant IDs are 16 hex digits). */
+const SELF = 'self';
+
+/** The shape of every tile. */
+const TILE_ASPECT = 16 / 9;
+
+/**
+ * The grid for `count` tiles in a `width` × `height` area with `gap` between tiles: the
+ * number of columns that makes the tiles largest while all of them fit, and the tiles'
+ * width. Tiles never get narrower than `minWidth` (the page scrolls instead).
+ * @param {number} count
+ * @param {number} width
+ * @param {number} height
+ * @param {number} gap
+ * @param {number} [minWidth]
+ * @returns {{cols: number, rows: number, tileWidth: number}}
+ */
+export function bestGrid(count, width, height, gap, minWidth = 160) {
+  const n = Math.max(1, count);
+  let best = { cols: 1, rows: n, tileWidth: 0 };
+  for (let cols = 1; cols <= n; cols++) {
+    const rows = Math.ceil(n / cols);
+    const byWidth = (width - (cols - 1) * gap) / cols;
+    const byHeight = ((height - (rows - 1) * gap) / rows) * TILE_ASPECT;
+    const tileWidth = Math.max(Math.min(minWidth, byWidth), Math.min(byWidth, byHeight));
+    if (tileWidth > best.tileWidth) {
+      best = { cols, rows, tileWidth };
+    }
+  }
+  return best;
+}
+
+/**
+ * The room the grid may take: its width, and the height it has without scrolling.
+ * @typedef {() => {width: number, height: number, gap: number}} MeasureArea
+ */
+
+export class Roster {
+  /** @type {HTMLElement} */
+  #grid;
+  /** @type {HTMLUListElement} */
+  #list;
+  /** @type {HTMLElement} */
+  #heading;
+  /** @type {HTMLElement} */
+  #count;
+  /** @type {MeasureArea} */
+  #measure;
+  /** @type {Map<string, Tile>} Every tile, the own one under SELF. */
+  #tiles = new Map();
+  /** Remote tracks by participant and source, kept even if a track arrives before its tile. */
+  /** @type {Map<string, Map<Source, RemoteTrack>>} */
+  #remote = new Map();
+
+  /**
+   * @param {{grid: HTMLElement, list: HTMLUListElement, heading: HTMLElement, count: HTMLElement}} elements
+   * @param {MeasureArea} measure
+   */
+  constructor({ grid, list, heading, count }, measure) {
+    this.#grid = grid;
+    this.#list = list;
+    this.#heading = heading;
+    this.#count = count;
+    this.#measure = measure;
+    onLocaleChange(() => this.#redraw());
+  }
+
+  /** How many others are in the meeting. */
+  get othersCount() {
+    return this.#tiles.size - (this.#tiles.has(SELF) ? 1 : 0);
+  }
+
+  /**
+   * The name of participant `id`, if shown.
+   * @param {string} id
+   */
+  nameOf(id) {
+    return this.#tiles.get(id)?.info.name;
+  }
+
+  /**
+   * Show the own tile (first in the grid) under `name`.
+   * @param {string} name
+   */
+  showSelf(name) {
+    const existing = this.#tiles.get(SELF);
+    const info = { id: SELF, name, sources: existing?.info.sources ?? [] };
+    this.#upsert(info, true);
+  }
+
+  /**
+   * Show what we send in the own tile: the camera track (mirrored), and whether we are muted.
+   * @param {MediaStreamTrack | null} camera
+   * @param {boolean} microphoneOn
+   */
+  setSelfMedia(camera, microphoneOn) {
+    const tile = this.#tiles.get(SELF);
+    if (!tile) return;
+    /** @type {Source[]} */
+    const sources = [];
+    if (microphoneOn) sources.push('microphone');
+    if (camera) sources.push('camera');
+    const current = tile.video.srcObject;
+    const showing = current instanceof MediaStream ? current.getVideoTracks()[0] : null;
+    if (camera !== showing) tile.video.srcObject = camera ? new MediaStream([camera]) : null;
+    this.#upsert({ ...tile.info, sources }, true);
+  }
+
+  /**
+   * Show `participant` (someone else), creating their tile if new.
+   * @param {ParticipantInfo} participant
+   * @returns {boolean} Whether the tile is new.
+   */
+  upsert(participant) {
+    return this.#upsert(participant, false);
+  }
+
+  /**
+   * Remove participant `id`'s tile and list entry.
+   * @param {string} id
+   */
+  remove(id) {
+    const tile = this.#tiles.get(id);
+    this.#remote.delete(id);
+    if (!tile) return;
+    tile.video.srcObject = null;
+    if (tile.audio) tile.audio.srcObject = null;
+    tile.root.remove();
+    this.#tiles.delete(id);
+    this.#list.querySelector(`[data-key="${id}"]`)?.remove();
+    this.#layout();
+  }
+
+  /** Remove every tile, the own one too. */
+  clear() {
+    for (const id of [...this.#tiles.keys()]) this.remove(id);
+    this.#remote.clear();
+  }
+
+  /** @param {RemoteTrack} remote */
+  addTrack(remote) {
+    let tracks = this.#remote.get(remote.participant);
+    if (!tracks) {
+      tracks = new Map();
+      this.#remote.set(remote.participant, tracks);
+    }
+    tracks.set(remote.source, remote);
+    const tile = this.#tiles.get(remote.participant);
+    if (!tile) return; // Attached when the tile appears.
+    const element = remote.source === 'camera' ? tile.video : tile.audio;
+    if (element) attachTrack(element, remote.track);
+    updateVideoVisibility(tile);
+  }
+
+  /** @param {RemoteTrack} remote */
+  removeTrack(remote) {
+    const tracks = this.#remote.get(remote.participant);
+    if (tracks?.get(remote.source)?.track === remote.track) tracks.delete(remote.source);
+    const tile = this.#tiles.get(remote.participant);
+    if (!tile) return;
+    const element = remote.source === 'camera' ? tile.video : tile.audio;
+    const stream = element?.srcObject;
+    if (element && stream instanceof MediaStream && stream.getTracks().includes(remote.track)) {
+      element.srcObject = null;
+    }
+    updateVideoVisibility(tile);
+  }
+
+  /**
+   * @param {ParticipantInfo} info
+   * @param {boolean} self
+   * @returns {boolean} Whether the tile is new.
+   */
+  #upsert(info, self) {
+    const key = self ? SELF : info.id;
+    let tile = this.#tiles.get(key);
+    const isNew = !tile;
+    if (!tile) {
+      tile = createTile(info, self);
+      this.#tiles.set(key, tile);
+      if (self) this.#grid.prepend(tile.root);
+      else this.#grid.append(tile.root);
+      const item = document.createElement('li');
+      item.dataset.key = key;
+      if (self) this.#list.prepend(item);
+      else this.#list.append(item);
+      for (const remote of this.#remote.get(key)?.values() ?? []) {
+        const element = remote.source === 'camera' ? tile.video : tile.audio;
+        if (element) attachTrack(element, remote.track);
+      }
+    }
+    tile.info = info;
+    for (const source of /** @type {Source[]} */ (['microphone', 'camera'])) {
+      tile.root.dataset[source] = info.sources.includes(source) ? 'on' : 'off';
+    }
+    this.#drawTile(key, tile);
+    updateVideoVisibility(tile);
+    if (isNew) this.#layout();
+    return isNew;
+  }
+
+  /**
+   * Draw the texts of one tile and its list entry.
+   * @param {string} key
+   * @param {Tile} tile
+   */
+  #drawTile(key, tile) {
+    const { name } = tile.info;
+    const shown = key === SELF ? t('nameYou', { name }) : name;
+    const muted = !tile.info.sources.includes('microphone');
+    tile.name.textContent = shown;
+    tile.avatar.textContent = [...name.trim()][0]?.toUpperCase() ?? '?';
+    tile.mutedBadge.textContent = t('muted');
+    tile.mutedBadge.hidden = !muted;
+    const item = this.#list.querySelector(`[data-key="${key}"]`);
+    if (!item) return;
+    const label = document.createElement('span');
+    label.className = 'person-name';
+    label.textContent = shown;
+    item.replaceChildren(label);
+    if (muted) {
+      const badge = document.createElement('span');
+      badge.className = 'badge';
+      badge.textContent = t('muted');
+      item.append(' ', badge);
+    }
+  }
+
+  #redraw() {
+    for (const [key, tile] of this.#tiles) this.#drawTile(key, tile);
+    this.#layout();
+  }
+
+  /** Fit the grid to the room it has now (after the window or the side panels changed). */
+  relayout() {
+    this.#layout();
+  }
+
+  /** Set the grid's shape and the participant count for the current number of tiles. */
+  #layout() {
+    const count = this.#tiles.size;
+    this.#grid.dataset.count = String(count);
+    this.#heading.textContent = t('participantsCount', { count });
+    this.#count.textContent = String(count);
+    if (this.#grid.hidden) return;
+    const area = this.#measure();
+    const shape = bestGrid(count, area.width, area.height, area.gap);
+    this.#grid.dataset.cols = String(shape.cols);
+    this.#grid.style.setProperty('--tile-width', `${Math.floor(shape.tileWidth)}px`);
+  }
+}
+
+/**
+ * @param {ParticipantInfo} info
+ * @param {boolean} self
+ * @returns {Tile}
+ */
+function createTile(info, self) {
+  const root = document.createElement('figure');
+  root.className = self ? 'tile self' : 'tile';
+  if (self) root.dataset.self = 'true';
+  else root.dataset.participantId = info.id;
+  const avatar = document.createElement('div');
+  avatar.className = 'avatar';
+  avatar.setAttribute('aria-hidden', 'true');
+  const video = document.createElement('video');
+  video.autoplay = true;
+  video.playsInline = true;
+  video.muted = true; // Sound comes from the audio element (and never from our own tile).
+  video.hidden = true;
+  video.setAttribute('aria-hidden', 'true'); // The caption names the tile; the picture is not text.
+  const caption = document.createElement('figcaption');
+  const name = document.createElement('span');
+  name.className = 'tile-name';
+  const mutedBadge = document.createElement('span');
+  mutedBadge.className = 'badge';
+  caption.append(name, mutedBadge);
+  root.append(avatar, video);
+  /** @type {HTMLAudioElement | null} */
+  let audio = null;
+  if (!self) {
+    audio = document.createElement('audio');
+    audio.autoplay = true;
+    root.append(audio);
+  }
+  root.append(caption);
+  return { root, video, audio, name, avatar, mutedBadge, info };
+}
+
+/** @param {Tile} tile */
+function updateVideoVisibility(tile) {
+  tile.video.hidden = !(tile.video.srcObject && tile.info.sources.includes('camera'));
+}
+
+/**
+ * @param {HTMLMediaElement} element
+ * @param {MediaStreamTrack} track
+ */
+function attachTrack(element, track) {
+  element.srcObject = new MediaStream([track]);
+  element.play().catch(() => {
+    // Autoplay refused: the element starts when the browser allows it.
+  });
+}
