@@ -9,7 +9,7 @@ import { onLocaleChange, t } from './i18n.js';
 import { CaptureError, LevelMeter, canCapture, capture, listDevices, onDeviceChange } from './media.js';
 import { showAlert } from './page.js';
 
-/** @typedef {import('./protocol.js').Source} Source */
+/** @typedef {import('./protocol.js').DeviceSource} Source */
 /** @typedef {import('./media.js').DeviceChoice} DeviceChoice */
 /** @typedef {import('./i18n.js').MessageKey} MessageKey */
 

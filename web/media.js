@@ -1,7 +1,7 @@
 // Local devices: capture a microphone or camera, list the devices, measure the microphone
 // level. Knows nothing of the page or the wire; app.js decides what to show and what to send.
 
-/** @typedef {import('./protocol.js').Source} Source */
+/** @typedef {import('./protocol.js').DeviceSource} Source */
 
 /**
  * Why a capture failed, in the words the page uses to explain it.
@@ -31,6 +31,24 @@ export function canCapture() {
   );
 }
 
+/** The highest camera picture the meeting allows, in pixels (0: no limit). */
+let maxVideoHeight = 0;
+
+/**
+ * Limit camera captures from now on to `height` pixels (the meeting's `max_video_height`),
+ * and apply the limit to `current`, a camera track already running.
+ * @param {number | undefined} height
+ * @param {MediaStreamTrack | null} current
+ */
+export function limitVideoHeight(height, current) {
+  maxVideoHeight = typeof height === 'number' && height > 0 ? height : 0;
+  if (current && maxVideoHeight) {
+    current.applyConstraints({ height: { max: maxVideoHeight } }).catch(() => {
+      // The camera keeps its size; the server still gets a usable picture.
+    });
+  }
+}
+
 /**
  * Capture `source`, from `deviceId` if given ('' for the browser's default).
  * @param {Source} source
@@ -41,7 +59,10 @@ export async function capture(source, deviceId) {
   if (!canCapture()) throw new CaptureError('unsupported', 'getUserMedia is not available');
   /** @type {MediaTrackConstraints | boolean} */
   const track = deviceId ? { deviceId: { exact: deviceId } } : true;
-  const constraints = source === 'camera' ? { video: track } : { audio: track };
+  /** @type {MediaTrackConstraints | boolean} */
+  let video = track;
+  if (maxVideoHeight) video = { ...(track === true ? {} : track), height: { max: maxVideoHeight } };
+  const constraints = source === 'camera' ? { video } : { audio: track };
   let stream;
   try {
     stream = await navigator.mediaDevices.getUserMedia(constraints);

@@ -13,12 +13,21 @@
 export const PROTOCOL_VERSION = 1;
 
 /** Every media source a participant can publish, in the server's slot order. */
-export const SOURCES = /** @type {const} */ (['microphone', 'camera']);
+export const SOURCES = /** @type {const} */ (['microphone', 'camera', 'screen']);
 
 /** What a room ID looks like (16 to 64 base64url characters). */
 export const ROOM_ID_PATTERN = /^[A-Za-z0-9_-]{16,64}$/;
 
-/** @typedef {'microphone' | 'camera'} Source */
+/** A source captured from a device (as opposed to the screen). @typedef {'microphone' | 'camera'} DeviceSource */
+/** @typedef {DeviceSource | 'screen'} Source */
+
+/**
+ * What the server's `[meeting]` config asks of clients.
+ * @typedef {object} MeetingSettings
+ * @property {number} [max_video_height] Camera video at most this many pixels high.
+ * @property {number} [screen_share_fps] Screen sharing at most this many frames per second.
+ * @property {boolean} [audio_only] Start in audio-only mode.
+ */
 
 /**
  * A participant as the others see it.
@@ -26,6 +35,7 @@ export const ROOM_ID_PATTERN = /^[A-Za-z0-9_-]{16,64}$/;
  * @property {string} id Server-assigned ID (16 hex digits).
  * @property {string} name Display name.
  * @property {Source[]} sources Sources this participant publishes now.
+ * @property {boolean} [hand_raised] Whether their hand is raised.
  */
 
 /**
@@ -47,14 +57,15 @@ export const ROOM_ID_PATTERN = /^[A-Za-z0-9_-]{16,64}$/;
 
 /**
  * Messages from the server.
- * @typedef {{type: 'joined', v: number, room: string, id: string, participants: ParticipantInfo[]}} JoinedMessage
+ * @typedef {{type: 'joined', v: number, room: string, id: string, participants: ParticipantInfo[], settings?: MeetingSettings}} JoinedMessage
  * @typedef {{type: 'participant_joined', participant: ParticipantInfo}} ParticipantJoinedMessage
  * @typedef {{type: 'participant_updated', participant: ParticipantInfo}} ParticipantUpdatedMessage
  * @typedef {{type: 'participant_left', id: string, reason: LeaveReason}} ParticipantLeftMessage
  * @typedef {{type: 'offer', sdp: string, slots: Partial<Record<Source, string>>, tracks: Record<string, TrackInfo>}} OfferMessage
  * @typedef {{type: 'error', code: string, message: string}} ErrorMessage
  * @typedef {{type: 'bye', reason: LeaveReason}} ByeMessage
- * @typedef {JoinedMessage | ParticipantJoinedMessage | ParticipantUpdatedMessage | ParticipantLeftMessage | OfferMessage | ErrorMessage | ByeMessage} ServerMessage
+ * @typedef {{type: 'chat', from: string, text: string, private: boolean}} ChatRelayMessage
+ * @typedef {JoinedMessage | ParticipantJoinedMessage | ParticipantUpdatedMessage | ParticipantLeftMessage | OfferMessage | ErrorMessage | ByeMessage | ChatRelayMessage} ServerMessage
  */
 
 /**
@@ -64,7 +75,9 @@ export const ROOM_ID_PATTERN = /^[A-Za-z0-9_-]{16,64}$/;
  * @typedef {{type: 'publish', source: Source}} PublishMessage
  * @typedef {{type: 'unpublish', source: Source}} UnpublishMessage
  * @typedef {{type: 'leave'}} LeaveMessage
- * @typedef {JoinMessage | AnswerMessage | PublishMessage | UnpublishMessage | LeaveMessage} ClientMessage
+ * @typedef {{type: 'chat', text: string, to?: string}} ChatMessage
+ * @typedef {{type: 'raise_hand', raised: boolean}} RaiseHandMessage
+ * @typedef {JoinMessage | AnswerMessage | PublishMessage | UnpublishMessage | LeaveMessage | ChatMessage | RaiseHandMessage} ClientMessage
  */
 
 /**
@@ -80,11 +93,13 @@ export const ROOM_ID_PATTERN = /^[A-Za-z0-9_-]{16,64}$/;
  * Events a session dispatches, as `CustomEvent`s whose `detail` is given here. Subscribe with
  * `session.on(name, handler)`.
  * @typedef {object} SessionEventMap
- * @property {{id: string, room: string, participants: ParticipantInfo[]}} joined
+ * @property {{id: string, room: string, participants: ParticipantInfo[], settings: MeetingSettings}} joined
  *   We are in; `pc` exists from now on.
  * @property {{participant: ParticipantInfo}} participantjoined Someone entered.
- * @property {{participant: ParticipantInfo}} participantupdated Someone's sources changed.
+ * @property {{participant: ParticipantInfo}} participantupdated Someone's sources or hand changed.
+ * @property {{participant: ParticipantInfo}} selfupdated How the others see us changed.
  * @property {{id: string, reason: LeaveReason}} participantleft Someone left.
+ * @property {{from: string, text: string, private: boolean}} chat A chat message from someone else.
  * @property {RemoteTrack} trackadded Show or play this track in the participant's tile.
  * @property {RemoteTrack} trackremoved Stop showing or playing it.
  * @property {ProtocolError} error The server refused something, or negotiation failed.
@@ -142,6 +157,8 @@ export class ConclaveSession extends EventTarget {
   #id = null;
   /** @type {string | null} */
   #room = null;
+  /** @type {MeetingSettings} */
+  #settings = {};
   /** @type {Map<string, ParticipantInfo>} Everyone else in the room, by ID. */
   #participants = new Map();
   /** @type {Map<Source, MediaStreamTrack>} Local tracks the user wants to send. */
@@ -183,6 +200,11 @@ export class ConclaveSession extends EventTarget {
   /** The room joined. */
   get room() {
     return this.#room;
+  }
+
+  /** The meeting settings from `joined`. @returns {MeetingSettings} */
+  get settings() {
+    return { ...this.#settings };
   }
 
   /** Everyone else in the room. @returns {ParticipantInfo[]} */
@@ -302,6 +324,31 @@ export class ConclaveSession extends EventTarget {
     });
   }
 
+  /**
+   * Send a chat message to everyone else, or to participant `to` only. The server does not
+   * echo it: the caller shows its own message.
+   * @param {string} text
+   * @param {string} [to]
+   * @returns {boolean} Whether it was sent.
+   */
+  sendChat(text, to) {
+    if (this.#state !== 'joined') return false;
+    /** @type {ChatMessage} */
+    const msg = { type: 'chat', text };
+    if (to) msg.to = to;
+    return this.#send(msg);
+  }
+
+  /**
+   * Raise or lower the hand. Everyone, we included, gets `participant_updated`.
+   * @param {boolean} raised
+   * @returns {boolean} Whether it was sent.
+   */
+  raiseHand(raised) {
+    if (this.#state !== 'joined') return false;
+    return this.#send({ type: 'raise_hand', raised });
+  }
+
   /** Leave the room and close everything. Idempotent. */
   leave() {
     if (this.#state === 'closed' || this.#state === 'idle') return;
@@ -323,10 +370,11 @@ export class ConclaveSession extends EventTarget {
     this.#state = 'joined';
     this.#id = msg.id;
     this.#room = msg.room;
+    this.#settings = msg.settings ?? {};
     for (const p of msg.participants) this.#participants.set(p.id, p);
     // No ICE servers: the server is reachable directly (and runs its own TURN later).
     this.#pc = new RTCPeerConnection({ iceServers: [], bundlePolicy: 'max-bundle' });
-    this.#emit('joined', { id: msg.id, room: msg.room, participants: msg.participants });
+    this.#emit('joined', { id: msg.id, room: msg.room, participants: msg.participants, settings: this.#settings });
   }
 
   /**
@@ -340,6 +388,10 @@ export class ConclaveSession extends EventTarget {
         this.#emit('participantjoined', { participant: msg.participant });
         break;
       case 'participant_updated':
+        if (msg.participant.id === this.#id) {
+          this.#emit('selfupdated', { participant: msg.participant });
+          break;
+        }
         this.#participants.set(msg.participant.id, msg.participant);
         this.#emit('participantupdated', { participant: msg.participant });
         break;
@@ -352,6 +404,10 @@ export class ConclaveSession extends EventTarget {
           console.error('conclave: negotiation failed', e);
           this.#emit('error', clientError('client_negotiation', describe(e)));
         });
+        break;
+      case 'chat':
+        if (typeof msg.text !== 'string' || typeof msg.from !== 'string') break;
+        this.#emit('chat', { from: msg.from, text: msg.text, private: msg.private === true });
         break;
       case 'error':
         this.#emit('error', { code: msg.code, message: msg.message });
@@ -476,11 +532,13 @@ export class ConclaveSession extends EventTarget {
 
   /**
    * @param {ClientMessage} msg
+   * @returns {boolean}
    */
   #send(msg) {
     const ws = this.#ws;
-    if (!ws || ws.readyState !== WebSocket.OPEN) return;
+    if (!ws || ws.readyState !== WebSocket.OPEN) return false;
     ws.send(JSON.stringify(msg));
+    return true;
   }
 
   /**

@@ -6,11 +6,14 @@
 
 import { ConclaveSession, signallingUrl } from './protocol.js';
 import { LocalDevices } from './devices.js';
+import { ChatPanel } from './chat.js';
+import { limitVideoHeight } from './media.js';
+import { t } from './i18n.js';
 import { roomLink } from './home.js';
 import { announce, byId, clearAlert, copyLink, setStatus, showAlert } from './page.js';
 import { Roster } from './tiles.js';
 
-/** @typedef {import('./protocol.js').Source} Source */
+/** @typedef {import('./protocol.js').DeviceSource} Source */
 /** @typedef {import('./protocol.js').ProtocolError} ProtocolError */
 /** @typedef {import('./protocol.js').LeaveReason} LeaveReason */
 /** @typedef {'prejoin' | 'meeting'} Phase */
@@ -47,6 +50,11 @@ export function showRoom(room) {
     audioOnly: byId('audio-only', HTMLInputElement),
     devicePanel: byId('device-panel', HTMLFieldSetElement),
     peoplePanel: byId('people-panel', HTMLElement),
+    chatPanel: byId('chat-panel', HTMLElement),
+    chatButton: byId('chat-button', HTMLButtonElement),
+    chatInput: byId('chat-input', HTMLInputElement),
+    handButton: byId('hand-button', HTMLButtonElement),
+    screenButton: byId('screen-button', HTMLButtonElement),
     /** @type {Record<Source, HTMLButtonElement>} */
     toggles: {
       microphone: byId('microphone-toggle', HTMLButtonElement),
@@ -66,7 +74,23 @@ export function showRoom(room) {
   /** @type {ConclaveSession | null} */
   let session = null;
   /** Whether the side panels are open during the meeting. */
-  const expanded = { devices: false, people: false };
+  const expanded = { devices: false, people: false, chat: false };
+  /** The screen being shared, if any. @type {MediaStreamTrack | null} */
+  let screenTrack = null;
+  /** Whether our hand is raised, as the server last told us. */
+  let handRaised = false;
+
+  const chat = new ChatPanel(
+    {
+      log: byId('chat-log', HTMLDivElement),
+      form: byId('chat-form', HTMLFormElement),
+      recipient: byId('chat-to', HTMLSelectElement),
+      input: ui.chatInput,
+      unread: byId('chat-unread', HTMLSpanElement),
+      unreadLabel: byId('chat-unread-label', HTMLSpanElement),
+    },
+    (text, to) => session?.sendChat(text, to ?? undefined) ?? false,
+  );
 
   const roster = new Roster(
     {
@@ -74,6 +98,7 @@ export function showRoom(room) {
       list: byId('people-list', HTMLUListElement),
       heading: byId('people-heading', HTMLHeadingElement),
       count: byId('people-count', HTMLSpanElement),
+      presentations: byId('presentations', HTMLDivElement),
     },
     () => {
       // The grid may fill the stage's width and the window's height between its top and
@@ -123,6 +148,9 @@ export function showRoom(room) {
     ui.listenOnlyHint.hidden = meeting;
     ui.devicesButton.hidden = !meeting;
     ui.peopleButton.hidden = !meeting;
+    ui.chatButton.hidden = !meeting;
+    ui.handButton.hidden = !meeting;
+    ui.screenButton.hidden = !meeting || typeof navigator.mediaDevices?.getDisplayMedia !== 'function';
     ui.leaveButton.hidden = !meeting;
     drawPanels();
   }
@@ -131,9 +159,12 @@ export function showRoom(room) {
     const meeting = ui.view.dataset.phase === 'meeting';
     ui.devicePanel.hidden = meeting && !expanded.devices;
     ui.peoplePanel.hidden = !meeting || !expanded.people;
+    ui.chatPanel.hidden = !meeting || !expanded.chat;
+    ui.chatButton.setAttribute('aria-expanded', String(expanded.chat));
+    chat.setOpen(meeting && expanded.chat);
     ui.devicesButton.setAttribute('aria-expanded', String(expanded.devices));
     ui.peopleButton.setAttribute('aria-expanded', String(expanded.people));
-    ui.view.dataset.panel = meeting && (expanded.devices || expanded.people) ? 'open' : 'closed';
+    ui.view.dataset.panel = meeting && (expanded.devices || expanded.people || expanded.chat) ? 'open' : 'closed';
     roster.relayout();
   }
 
@@ -162,21 +193,51 @@ export function showRoom(room) {
     setStatus('connecting');
     if (withoutDevices) await devices.stopAll();
 
-    current.on('joined', ({ participants }) => {
+    current.on('joined', ({ participants, settings }) => {
+      limitVideoHeight(settings.max_video_height, devices.track('camera'));
       roster.showSelf(name);
       roster.setSelfMedia(devices.track('camera'), devices.track('microphone') !== null);
       for (const p of participants) roster.upsert(p);
+      updateRecipients();
     });
     current.on('participantjoined', ({ participant }) => {
       if (roster.upsert(participant)) announce('personJoined', { name: participant.name });
       updateAloneHint();
+      updateRecipients();
     });
-    current.on('participantupdated', ({ participant }) => roster.upsert(participant));
+    current.on('participantupdated', ({ participant }) => {
+      const before = roster.handOf(participant.id);
+      const wasSharing = roster.isSharing(participant.id);
+      roster.upsert(participant);
+      const raised = participant.hand_raised === true;
+      if (raised !== before) {
+        announce(raised ? 'personRaisedHand' : 'personLoweredHand', { name: participant.name });
+      }
+      if (!wasSharing && participant.sources.includes('screen')) {
+        announce('personSharesScreen', { name: participant.name });
+      }
+      updateRecipients();
+    });
+    current.on('selfupdated', ({ participant }) => {
+      const raised = participant.hand_raised === true;
+      if (raised === handRaised) return;
+      handRaised = raised;
+      drawHand();
+      roster.setSelfHand(raised);
+      announce(raised ? 'youRaisedHand' : 'youLoweredHand');
+    });
+    current.on('chat', (message) => {
+      const from = roster.nameOf(message.from) ?? t('someone');
+      if (chat.receive(from, message.text, message.private)) {
+        announce('chatNewMessage', { name: from });
+      }
+    });
     current.on('participantleft', ({ id }) => {
       const left = roster.nameOf(id);
       roster.remove(id);
       if (left !== undefined) announce('personLeft', { name: left });
       updateAloneHint();
+      updateRecipients();
     });
     current.on('trackadded', (remote) => roster.addTrack(remote));
     current.on('trackremoved', (remote) => roster.removeTrack(remote));
@@ -205,6 +266,61 @@ export function showRoom(room) {
     first.focus();
   }
 
+  function updateRecipients() {
+    const people = session?.participants ?? [];
+    chat.setPeople(people.map((p) => ({ id: p.id, name: p.name })));
+  }
+
+  function drawHand() {
+    ui.handButton.setAttribute('aria-pressed', String(handRaised));
+  }
+
+  async function startScreen() {
+    const current = session;
+    if (!current || screenTrack) return;
+    const fps = current.settings.screen_share_fps;
+    /** @type {MediaTrackConstraints} */
+    const video = fps ? { frameRate: { max: fps } } : {};
+    /** @type {MediaStream} */
+    let stream;
+    try {
+      stream = await navigator.mediaDevices.getDisplayMedia({ video, audio: false });
+    } catch (e) {
+      // The user cancelled the browser's picker: nothing to report then.
+      if (e instanceof DOMException && e.name === 'NotAllowedError') return;
+      showAlert('screenShareFailed', { error: e instanceof Error ? e.message : String(e) });
+      return;
+    }
+    const track = stream.getVideoTracks()[0];
+    if (!track) return;
+    if (session !== current) {
+      track.stop();
+      return;
+    }
+    if ('contentHint' in track) track.contentHint = 'detail';
+    if (fps) track.applyConstraints({ frameRate: { max: fps } }).catch(() => {});
+    screenTrack = track;
+    ui.screenButton.setAttribute('aria-pressed', 'true');
+    // The browser's own "stop sharing" ends the track.
+    track.addEventListener('ended', () => {
+      if (screenTrack === track) stopScreen(true);
+    });
+    await current.setSource('screen', track);
+    if (fps) await capFrameRate(current, track, fps);
+    announce('screenShareStarted');
+  }
+
+  /** @param {boolean} say Whether to announce it. */
+  function stopScreen(say) {
+    const track = screenTrack;
+    if (!track) return;
+    screenTrack = null;
+    ui.screenButton.setAttribute('aria-pressed', 'false');
+    track.stop();
+    session?.setSource('screen', null);
+    if (say) announce('screenShareStopped');
+  }
+
   /**
    * @param {ConclaveSession} ended
    * @param {LeaveReason} reason
@@ -213,6 +329,11 @@ export function showRoom(room) {
     if (session !== ended) return;
     session = null;
     roster.clear();
+    chat.clear();
+    stopScreen(false);
+    handRaised = false;
+    drawHand();
+    expanded.chat = false;
     // The defaults again: camera and microphone off. Nothing carries over to the next join.
     devices.stopAll();
     setPhase('prejoin');
@@ -251,6 +372,16 @@ export function showRoom(room) {
       ui.shareBox.hidden = false;
     }),
   );
+  ui.chatButton.addEventListener('click', () => {
+    expanded.chat = !expanded.chat;
+    drawPanels();
+    if (expanded.chat) ui.chatInput.focus();
+  });
+  ui.handButton.addEventListener('click', () => session?.raiseHand(!handRaised));
+  ui.screenButton.addEventListener('click', () => {
+    if (screenTrack) stopScreen(true);
+    else startScreen();
+  });
   ui.leaveButton.addEventListener('click', () => session?.leave());
   ui.nameInput.focus();
 }
@@ -258,4 +389,23 @@ export function showRoom(room) {
 /** @param {ProtocolError} err */
 function showProtocolError(err) {
   showAlert('serverError', { code: err.code, message: err.message });
+}
+
+/**
+ * Cap the frame rate the sender of `track` encodes to `fps`.
+ * @param {ConclaveSession} session
+ * @param {MediaStreamTrack} track
+ * @param {number} fps
+ */
+async function capFrameRate(session, track, fps) {
+  const sender = session.pc?.getSenders().find((s) => s.track === track);
+  if (!sender) return;
+  const params = sender.getParameters();
+  if (!params.encodings || params.encodings.length === 0) return;
+  for (const encoding of params.encodings) encoding.maxFramerate = fps;
+  try {
+    await sender.setParameters(params);
+  } catch (e) {
+    console.warn('conclave: could not cap the screen frame rate', e);
+  }
 }

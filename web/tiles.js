@@ -16,7 +16,17 @@ import { onLocaleChange, t } from './i18n.js';
  * @property {HTMLElement} name
  * @property {HTMLElement} avatar
  * @property {HTMLElement} mutedBadge
+ * @property {HTMLElement} handBadge
  * @property {ParticipantInfo} info
+ */
+
+/**
+ * A shared screen, shown larger than the tiles, above them.
+ * @typedef {object} Presentation
+ * @property {HTMLElement} root
+ * @property {HTMLVideoElement} video
+ * @property {HTMLElement} caption
+ * @property {MediaStreamTrack} track
  */
 
 /** The key of the own tile and list entry (participant IDs are 16 hex digits). */
@@ -64,6 +74,10 @@ export class Roster {
   /** @type {HTMLElement} */
   #heading;
   /** @type {HTMLElement} */
+  #presentations;
+  /** @type {Map<string, Presentation>} Shared screens by participant ID. */
+  #shown = new Map();
+  /** @type {HTMLElement} */
   #count;
   /** @type {MeasureArea} */
   #measure;
@@ -74,11 +88,12 @@ export class Roster {
   #remote = new Map();
 
   /**
-   * @param {{grid: HTMLElement, list: HTMLUListElement, heading: HTMLElement, count: HTMLElement}} elements
+   * @param {{grid: HTMLElement, list: HTMLUListElement, heading: HTMLElement, count: HTMLElement, presentations: HTMLElement}} elements
    * @param {MeasureArea} measure
    */
-  constructor({ grid, list, heading, count }, measure) {
+  constructor({ grid, list, heading, count, presentations }, measure) {
     this.#grid = grid;
+    this.#presentations = presentations;
     this.#list = list;
     this.#heading = heading;
     this.#count = count;
@@ -100,12 +115,42 @@ export class Roster {
   }
 
   /**
+   * Whether participant `id` has a raised hand.
+   * @param {string} id
+   */
+  handOf(id) {
+    return this.#tiles.get(id)?.info.hand_raised === true;
+  }
+
+  /**
+   * Whether participant `id` publishes a screen now.
+   * @param {string} id
+   */
+  isSharing(id) {
+    return this.#tiles.get(id)?.info.sources.includes('screen') === true;
+  }
+
+  /**
+   * Show whether our own hand is raised.
+   * @param {boolean} raised
+   */
+  setSelfHand(raised) {
+    const tile = this.#tiles.get(SELF);
+    if (tile) this.#upsert({ ...tile.info, hand_raised: raised }, true);
+  }
+
+  /**
    * Show the own tile (first in the grid) under `name`.
    * @param {string} name
    */
   showSelf(name) {
     const existing = this.#tiles.get(SELF);
-    const info = { id: SELF, name, sources: existing?.info.sources ?? [] };
+    const info = {
+      id: SELF,
+      name,
+      sources: existing?.info.sources ?? [],
+      hand_raised: existing?.info.hand_raised ?? false,
+    };
     this.#upsert(info, true);
   }
 
@@ -143,6 +188,7 @@ export class Roster {
   remove(id) {
     const tile = this.#tiles.get(id);
     this.#remote.delete(id);
+    this.#syncPresentation(id);
     if (!tile) return;
     tile.video.srcObject = null;
     if (tile.audio) tile.audio.srcObject = null;
@@ -166,6 +212,10 @@ export class Roster {
       this.#remote.set(remote.participant, tracks);
     }
     tracks.set(remote.source, remote);
+    if (remote.source === 'screen') {
+      this.#syncPresentation(remote.participant);
+      return;
+    }
     const tile = this.#tiles.get(remote.participant);
     if (!tile) return; // Attached when the tile appears.
     const element = remote.source === 'camera' ? tile.video : tile.audio;
@@ -177,6 +227,10 @@ export class Roster {
   removeTrack(remote) {
     const tracks = this.#remote.get(remote.participant);
     if (tracks?.get(remote.source)?.track === remote.track) tracks.delete(remote.source);
+    if (remote.source === 'screen') {
+      this.#syncPresentation(remote.participant);
+      return;
+    }
     const tile = this.#tiles.get(remote.participant);
     if (!tile) return;
     const element = remote.source === 'camera' ? tile.video : tile.audio;
@@ -206,6 +260,7 @@ export class Roster {
       if (self) this.#list.prepend(item);
       else this.#list.append(item);
       for (const remote of this.#remote.get(key)?.values() ?? []) {
+        if (remote.source === 'screen') continue;
         const element = remote.source === 'camera' ? tile.video : tile.audio;
         if (element) attachTrack(element, remote.track);
       }
@@ -216,6 +271,7 @@ export class Roster {
     }
     this.#drawTile(key, tile);
     updateVideoVisibility(tile);
+    if (!self) this.#syncPresentation(key);
     if (isNew) this.#layout();
     return isNew;
   }
@@ -233,12 +289,22 @@ export class Roster {
     tile.avatar.textContent = [...name.trim()][0]?.toUpperCase() ?? '?';
     tile.mutedBadge.textContent = t('muted');
     tile.mutedBadge.hidden = !muted;
+    const hand = tile.info.hand_raised === true;
+    tile.handBadge.textContent = t('handRaised');
+    tile.handBadge.hidden = !hand;
+    tile.root.dataset.hand = hand ? 'raised' : 'lowered';
     const item = this.#list.querySelector(`[data-key="${key}"]`);
     if (!item) return;
     const label = document.createElement('span');
     label.className = 'person-name';
     label.textContent = shown;
     item.replaceChildren(label);
+    if (hand) {
+      const badge = document.createElement('span');
+      badge.className = 'badge hand';
+      badge.textContent = t('handRaised');
+      item.append(' ', badge);
+    }
     if (muted) {
       const badge = document.createElement('span');
       badge.className = 'badge';
@@ -247,8 +313,39 @@ export class Roster {
     }
   }
 
+  /**
+   * Show participant `id`'s shared screen while they publish it and its track arrived;
+   * remove it otherwise.
+   * @param {string} id
+   */
+  #syncPresentation(id) {
+    const track = this.#remote.get(id)?.get('screen')?.track;
+    const tile = this.#tiles.get(id);
+    const sharing = track && tile && tile.info.sources.includes('screen') ? track : null;
+    let shown = this.#shown.get(id);
+    if (shown && shown.track !== sharing) {
+      shown.video.srcObject = null;
+      shown.root.remove();
+      this.#shown.delete(id);
+      shown = undefined;
+    }
+    if (sharing && tile && !shown) {
+      shown = createPresentation(id, sharing);
+      this.#shown.set(id, shown);
+      this.#presentations.append(shown.root);
+      attachTrack(shown.video, sharing);
+    }
+    if (shown && tile) shown.caption.textContent = t('screenOf', { name: tile.info.name });
+    const hidden = this.#shown.size === 0;
+    if (this.#presentations.hidden !== hidden) {
+      this.#presentations.hidden = hidden;
+      this.#layout();
+    }
+  }
+
   #redraw() {
     for (const [key, tile] of this.#tiles) this.#drawTile(key, tile);
+    for (const id of this.#shown.keys()) this.#syncPresentation(id);
     this.#layout();
   }
 
@@ -295,7 +392,10 @@ function createTile(info, self) {
   name.className = 'tile-name';
   const mutedBadge = document.createElement('span');
   mutedBadge.className = 'badge';
-  caption.append(name, mutedBadge);
+  const handBadge = document.createElement('span');
+  handBadge.className = 'badge hand';
+  handBadge.hidden = true;
+  caption.append(name, handBadge, mutedBadge);
   root.append(avatar, video);
   /** @type {HTMLAudioElement | null} */
   let audio = null;
@@ -305,7 +405,26 @@ function createTile(info, self) {
     root.append(audio);
   }
   root.append(caption);
-  return { root, video, audio, name, avatar, mutedBadge, info };
+  return { root, video, audio, name, avatar, mutedBadge, handBadge, info };
+}
+
+/**
+ * @param {string} id
+ * @param {MediaStreamTrack} track
+ * @returns {Presentation}
+ */
+function createPresentation(id, track) {
+  const root = document.createElement('figure');
+  root.className = 'presentation';
+  root.dataset.participantId = id;
+  const video = document.createElement('video');
+  video.autoplay = true;
+  video.playsInline = true;
+  video.muted = true;
+  video.setAttribute('aria-hidden', 'true');
+  const caption = document.createElement('figcaption');
+  root.append(video, caption);
+  return { root, video, caption, track };
 }
 
 /** @param {Tile} tile */
