@@ -409,6 +409,53 @@ mod tests {
     }
 
     #[test]
+    fn out_of_range_values_are_refused_with_the_key_named() {
+        let cases = [
+            (
+                "CONCLAVE_MEETING__SCREEN_SHARE_FPS",
+                "0",
+                "screen_share_fps",
+            ),
+            (
+                "CONCLAVE_MEETING__SCREEN_SHARE_FPS",
+                "61",
+                "screen_share_fps",
+            ),
+            (
+                "CONCLAVE_MEETING__MAX_VIDEO_HEIGHT",
+                "10",
+                "max_video_height",
+            ),
+            ("CONCLAVE_MEDIA_THREADS", "65", "media_threads"),
+            ("CONCLAVE_NACK_HISTORY_MS", "5", "nack_history_ms"),
+            (
+                "CONCLAVE_LIMITS__MAX_MESSAGE_BYTES",
+                "10",
+                "max_message_bytes",
+            ),
+            (
+                "CONCLAVE_PARTICIPANT_TIMEOUT_SECS",
+                "0",
+                "participant_timeout_secs",
+            ),
+        ];
+        for (k, v, key) in cases {
+            let e = format!(
+                "{:#}",
+                Config::load(None, env(&[(k, v)]), toml::Table::new()).unwrap_err()
+            );
+            assert!(e.contains(key), "{k}={v}: {e}");
+        }
+        let c = Config::load(
+            None,
+            env(&[("CONCLAVE_MEETING__SCREEN_SHARE_FPS", "15")]),
+            toml::Table::new(),
+        )
+        .unwrap();
+        assert_eq!(c.meeting.settings().screen_share_fps, 15);
+    }
+
+    #[test]
     fn unknown_keys_are_named() {
         let dir = std::env::temp_dir().join(format!("conclave-cfg2-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
