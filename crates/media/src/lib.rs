@@ -1,14 +1,14 @@
 //! Conclave's SFU media plane on str0m.
 //!
-//! One UDP socket carries every participant's ICE, DTLS-SRTP, RTP and RTCP. Each participant
+//! One UDP port carries every participant's ICE, DTLS-SRTP, RTP and RTCP. Each participant
 //! has one str0m [`str0m::Rtc`] in RTP mode: packets are forwarded as they arrive (no
 //! depacketisation), str0m answers NACKs from its send buffer (RTX), produces RTCP, and
 //! reports keyframe requests that we pass to the publisher.
 //!
-//! The plane runs on its own thread and owns all its state: there is no lock anywhere in the
-//! packet path. The signalling side talks to it only through [`MediaPlane::command`] and the
-//! event sink. Sharding across cores (issue 3) splits this state by room onto several such
-//! threads; see `docs/architecture.md`.
+//! The plane runs as shards, one thread each, with every room pinned to one shard; a shard
+//! owns all its state, so there is no lock anywhere in the packet path. The signalling side
+//! talks to it only through [`MediaPlane::command`] and the event sink. How the shards share
+//! the port is described in `sockets.rs` and `docs/architecture.md`.
 
 mod client;
 mod plane;
