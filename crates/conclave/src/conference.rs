@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use conclave_media::{MediaEvent, MediaPlane};
-use conclave_proto::{LeaveReason, ServerMessage};
-use conclave_room::{ConnId, Effect, Input, RoomCore};
+use conclave_proto::{ClientMessage, ErrorCode, LeaveReason, ProtocolError, ServerMessage};
+use conclave_room::{ConnId, Effect, Identity, Input, Peer, RoomCore};
 use tokio::sync::{mpsc, oneshot};
 
 /// What a WebSocket task is told to do.
@@ -37,6 +37,7 @@ pub enum ToConference {
     /// A socket opened; the reply says whether it may stay (connection limit).
     Open {
         conn: ConnId,
+        peer: Peer,
         tx: mpsc::UnboundedSender<Outbound>,
         reply: oneshot::Sender<bool>,
     },
@@ -48,9 +49,14 @@ pub enum ToConference {
     Stats(oneshot::Sender<CoreStats>),
 }
 
+/// Verifies an invitation token (signature, expiry, audience, issuer) and says who it names;
+/// the room core then decides what that identity may do.
+pub type TokenCheck = Arc<dyn Fn(&str) -> Result<Identity, String> + Send + Sync>;
+
 /// Run the conference task until every sender is gone.
 pub async fn run(
     mut core: RoomCore,
+    tokens: Option<TokenCheck>,
     max_connections: usize,
     media: Arc<MediaPlane>,
     mut rx: mpsc::UnboundedReceiver<ToConference>,
@@ -59,21 +65,29 @@ pub async fn run(
     while let Some(msg) = rx.recv().await {
         let now = Instant::now();
         let effects = match msg {
-            ToConference::Open { conn, tx, reply } => {
+            ToConference::Open {
+                conn,
+                peer,
+                tx,
+                reply,
+            } => {
                 if conns.len() >= max_connections || conns.contains_key(&conn) {
                     let _ = reply.send(false);
                     continue;
                 }
                 conns.insert(conn, tx);
                 let _ = reply.send(true);
-                core.handle(now, Input::Connected(conn))
+                core.handle(now, Input::Connected(conn, peer))
             }
             ToConference::Input(input) => {
                 let closed = match &input {
                     Input::Closed(c, _) => Some(*c),
                     _ => None,
                 };
-                let effects = core.handle(now, input);
+                let effects = match join_with_token(&mut core, now, tokens.as_ref(), &input) {
+                    Some(effects) => effects,
+                    None => core.handle(now, input),
+                };
                 if let Some(c) = closed {
                     conns.remove(&c);
                 }
@@ -89,13 +103,57 @@ pub async fn run(
                 continue;
             }
         };
-        for effect in effects {
-            match effect {
-                Effect::Send(c, m) => send(&conns, c, Outbound::Message(m)),
-                Effect::Close(c) => send(&conns, c, Outbound::Close),
-                Effect::Media(cmd) => media.command(cmd),
-            }
+        run_effects(&conns, &media, effects);
+    }
+}
+
+fn run_effects(
+    conns: &HashMap<ConnId, mpsc::UnboundedSender<Outbound>>,
+    media: &MediaPlane,
+    effects: Vec<Effect>,
+) {
+    for effect in effects {
+        match effect {
+            Effect::Send(c, m) => send(conns, c, Outbound::Message(m)),
+            Effect::Close(c) => send(conns, c, Outbound::Close),
+            Effect::Media(cmd) => media.command(cmd),
         }
+    }
+}
+
+/// A `join` that carries a token: verify it here (cryptography stays out of the core) and
+/// tell the core who the connection is before the `join` itself. A bad token refuses the
+/// join with `invalid_token`. `None` for every other input.
+fn join_with_token(
+    core: &mut RoomCore,
+    now: Instant,
+    tokens: Option<&TokenCheck>,
+    input: &Input,
+) -> Option<Vec<Effect>> {
+    let Input::Message(
+        conn,
+        ClientMessage::Join {
+            token: Some(token), ..
+        },
+    ) = input
+    else {
+        return None;
+    };
+    let conn = *conn;
+    let verdict = match tokens {
+        None => Err("this server does not accept invitation tokens".to_owned()),
+        Some(check) => check(token),
+    };
+    match verdict {
+        Ok(identity) => {
+            let mut effects = core.handle(now, Input::Identified(conn, identity));
+            effects.extend(core.handle(now, input.clone()));
+            Some(effects)
+        }
+        Err(why) => Some(core.handle(
+            now,
+            Input::Malformed(conn, ProtocolError::new(ErrorCode::InvalidToken, why)),
+        )),
     }
 }
 
@@ -154,7 +212,14 @@ fn end(
     c: ConnId,
     reason: LeaveReason,
 ) -> Vec<Effect> {
-    send(conns, c, Outbound::Message(ServerMessage::Bye { reason }));
+    send(
+        conns,
+        c,
+        Outbound::Message(ServerMessage::Bye {
+            reason,
+            message: None,
+        }),
+    );
     send(conns, c, Outbound::Close);
     core.handle(now, Input::Closed(c, reason))
 }

@@ -39,6 +39,168 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// What clients are told to do (bandwidth, screen sharing).
     pub meeting: MeetingConfig,
+    /// Who may open and enter rooms, and what each role may do.
+    pub access: AccessConfig,
+    /// Backoff and lockout for password guesses (room passwords, sign-in).
+    pub attempts: AttemptsConfig,
+}
+
+/// `[access]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AccessConfig {
+    /// `open`: anyone opens rooms, the first in a room moderates. `hosts`: only signed-in
+    /// users (and moderator tokens) open rooms and moderate; others join as guests and wait
+    /// for a host. `closed`: everyone signs in (account or token).
+    pub mode: AccessModeConfig,
+    /// In `hosts` and `closed` mode, new rooms start with the lobby on: guests knock and a
+    /// moderator admits them.
+    pub lobby_for_guests: bool,
+    /// Shortest room password a moderator may set (at most 128 characters).
+    pub room_password_min_chars: usize,
+    /// Sustained `join` attempts per minute from one IP address (limits room-ID probing).
+    pub joins_per_minute_per_address: f64,
+    /// `join` attempts one IP address may make in a burst.
+    pub join_burst_per_address: f64,
+    /// What participants may do in a new room (moderators change it during the meeting).
+    pub participant: PermissionsConfig,
+    /// What guests may do in a new room.
+    pub guest: PermissionsConfig,
+}
+
+/// How the server lets people in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AccessModeConfig {
+    /// Anyone opens rooms.
+    #[default]
+    Open,
+    /// Only signed-in users open rooms.
+    Hosts,
+    /// Everyone signs in.
+    Closed,
+}
+
+/// `[access.participant]`, `[access.guest]`
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PermissionsConfig {
+    /// Unmute the microphone.
+    pub unmute: bool,
+    /// Turn the camera on.
+    pub camera: bool,
+    /// Share the screen.
+    pub screen: bool,
+    /// Send chat messages.
+    pub chat: bool,
+    /// Share files.
+    pub files: bool,
+    /// Record.
+    pub record: bool,
+}
+
+impl Default for PermissionsConfig {
+    fn default() -> Self {
+        let p = conclave_proto::Permissions::default();
+        PermissionsConfig {
+            unmute: p.unmute,
+            camera: p.camera,
+            screen: p.screen,
+            chat: p.chat,
+            files: p.files,
+            record: p.record,
+        }
+    }
+}
+
+impl PermissionsConfig {
+    fn permissions(&self) -> conclave_proto::Permissions {
+        conclave_proto::Permissions {
+            unmute: self.unmute,
+            camera: self.camera,
+            screen: self.screen,
+            chat: self.chat,
+            files: self.files,
+            record: self.record,
+        }
+    }
+}
+
+impl Default for AccessConfig {
+    fn default() -> Self {
+        let d = conclave_room::AccessPolicy::default();
+        AccessConfig {
+            mode: AccessModeConfig::Open,
+            lobby_for_guests: d.lobby_for_guests,
+            room_password_min_chars: d.room_password_min_chars,
+            joins_per_minute_per_address: d.joins_per_minute_per_address,
+            join_burst_per_address: d.join_burst_per_address,
+            participant: PermissionsConfig::default(),
+            guest: PermissionsConfig::default(),
+        }
+    }
+}
+
+/// `[attempts]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AttemptsConfig {
+    /// Wrong passwords allowed (per address, per room, per account) before any delay.
+    pub free_failures: u32,
+    /// Longest delay between guesses after the free ones (the delay doubles from 1 s).
+    pub backoff_max_secs: u64,
+    /// Wrong passwords after which the address/room/account is locked out.
+    pub lockout_after_failures: u32,
+    /// How long a lockout lasts.
+    pub lockout_secs: u64,
+}
+
+impl Default for AttemptsConfig {
+    fn default() -> Self {
+        let d = conclave_room::ThrottleConfig::default();
+        AttemptsConfig {
+            free_failures: d.free_failures,
+            backoff_max_secs: d.backoff_max.as_secs(),
+            lockout_after_failures: d.lockout_after,
+            lockout_secs: d.lockout.as_secs(),
+        }
+    }
+}
+
+impl AttemptsConfig {
+    /// As the room core's throttle settings.
+    pub fn throttle(&self) -> conclave_room::ThrottleConfig {
+        let d = conclave_room::ThrottleConfig::default();
+        conclave_room::ThrottleConfig {
+            free_failures: self.free_failures,
+            backoff_max: std::time::Duration::from_secs(self.backoff_max_secs),
+            lockout_after: self.lockout_after_failures,
+            lockout: std::time::Duration::from_secs(self.lockout_secs),
+            forget_after: std::time::Duration::from_secs(self.lockout_secs).max(d.forget_after),
+            ..d
+        }
+    }
+}
+
+impl Config {
+    /// The room core's access policy.
+    pub fn access_policy(&self) -> conclave_room::AccessPolicy {
+        let a = &self.access;
+        conclave_room::AccessPolicy {
+            mode: match a.mode {
+                AccessModeConfig::Open => conclave_room::AccessMode::Open,
+                AccessModeConfig::Hosts => conclave_room::AccessMode::Hosts,
+                AccessModeConfig::Closed => conclave_room::AccessMode::Closed,
+            },
+            lobby_for_guests: a.lobby_for_guests,
+            participant: a.participant.permissions(),
+            guest: a.guest.permissions(),
+            room_password_min_chars: a.room_password_min_chars,
+            throttle: self.attempts.throttle(),
+            joins_per_minute_per_address: a.joins_per_minute_per_address,
+            join_burst_per_address: a.join_burst_per_address,
+        }
+    }
 }
 
 /// `[meeting]`
@@ -124,6 +286,8 @@ impl Default for Config {
             tls: TlsConfig::default(),
             limits: LimitsConfig::default(),
             meeting: MeetingConfig::default(),
+            access: AccessConfig::default(),
+            attempts: AttemptsConfig::default(),
         }
     }
 }
@@ -241,6 +405,28 @@ impl Config {
         }
         if self.participant_timeout_secs == 0 {
             bail!("participant_timeout_secs must be at least 1");
+        }
+        let a = &self.access;
+        if !(1..=conclave_room::access::MAX_ROOM_PASSWORD_CHARS)
+            .contains(&a.room_password_min_chars)
+        {
+            bail!("access.room_password_min_chars must be between 1 and 128");
+        }
+        let joins_ok = a.joins_per_minute_per_address.is_finite()
+            && a.joins_per_minute_per_address > 0.0
+            && a.join_burst_per_address.is_finite()
+            && a.join_burst_per_address >= 1.0;
+        if !joins_ok {
+            bail!(
+                "access.joins_per_minute_per_address must be > 0 and access.join_burst_per_address >= 1"
+            );
+        }
+        let t = &self.attempts;
+        if t.lockout_after_failures <= t.free_failures {
+            bail!("attempts.lockout_after_failures must be greater than attempts.free_failures");
+        }
+        if t.backoff_max_secs == 0 || t.lockout_secs == 0 {
+            bail!("attempts.backoff_max_secs and attempts.lockout_secs must be at least 1");
         }
         Ok(())
     }
@@ -364,16 +550,25 @@ mod tests {
         let c: Config = toml::Value::Table(table.clone()).try_into().unwrap();
         assert_eq!(c, Config::default());
         // And every key of the defaults appears in the file.
-        let defaults = toml::Table::try_from(Config::default()).unwrap();
-        for (k, v) in &defaults {
-            if let toml::Value::Table(t) = v {
-                for k2 in t.keys() {
-                    assert!(text.contains(&format!("{k2} =")), "{k}.{k2} undocumented");
+        fn walk(text: &str, prefix: &str, t: &toml::Table) {
+            for (k, v) in t {
+                let path = format!("{prefix}{k}");
+                if let toml::Value::Table(sub) = v {
+                    assert!(
+                        text.contains(&format!("# [{path}]")),
+                        "[{path}] undocumented"
+                    );
+                    walk(text, &format!("{path}."), sub);
+                } else {
+                    assert!(text.contains(&format!("{k} =")), "{path} undocumented");
                 }
-            } else {
-                assert!(text.contains(&format!("{k} =")), "{k} undocumented");
             }
         }
+        walk(
+            &text,
+            "",
+            &toml::Table::try_from(Config::default()).unwrap(),
+        );
         for o in optional {
             assert!(text.contains(&format!("{o} =")), "{o} undocumented");
         }

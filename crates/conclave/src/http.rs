@@ -1,13 +1,17 @@
 //! HTTP routes: the embedded web client, the WebSocket endpoint, health. Every response
 //! carries the security headers (strict CSP: no third-party origin can be contacted).
 
+use axum::Extension;
 use axum::Router;
 use axum::extract::{Path, State, WebSocketUpgrade};
+use axum::http::HeaderMap;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use rust_embed::RustEmbed;
 use tokio::sync::mpsc;
+
+use conclave_room::{Identity, Peer};
 
 use crate::conference::ToConference;
 use crate::ws::{self, SocketLimits};
@@ -67,23 +71,84 @@ async fn security_headers(mut res: Response) -> Response {
     res
 }
 
-async fn websocket(State(st): State<AppState>, upgrade: WebSocketUpgrade) -> Response {
+/// The TCP peer of a request, put in by the accept loop.
+#[derive(Debug, Clone, Copy)]
+pub struct PeerAddr(pub std::net::SocketAddr);
+
+/// Name of the cookie that lets a ban of an anonymous guest hold (random, no personal data).
+pub const GUEST_COOKIE: &str = "conclave_guest";
+
+/// The value of cookie `name`, if the request has it.
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// A guest key is 32 lowercase hex digits (128 random bits); anything else is ignored.
+fn guest_key(headers: &HeaderMap) -> Option<String> {
+    cookie(headers, GUEST_COOKIE)
+        .filter(|v| {
+            v.len() == 32
+                && v.bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        })
+        .map(str::to_owned)
+}
+
+async fn websocket(
+    State(st): State<AppState>,
+    peer: Option<Extension<PeerAddr>>,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let addr = peer.map_or(
+        std::net::Ipv4Addr::LOCALHOST.into(),
+        |Extension(PeerAddr(a))| a.ip().to_canonical(),
+    );
+    let peer = Peer {
+        addr,
+        identity: Identity::Anonymous {
+            guest_key: guest_key(&headers),
+        },
+    };
     // The transport limit is generous; the exact limit (with its error code) is checked in
     // `ws::serve` so the client learns why it was cut off.
     let hard = st.limits.max_message_bytes.saturating_mul(4);
     upgrade
         .max_message_size(hard)
         .max_frame_size(hard)
-        .on_upgrade(move |socket| ws::serve(socket, st.conf, st.limits))
+        .on_upgrade(move |socket| ws::serve(socket, peer, st.conf, st.limits))
 }
 
-async fn index() -> Response {
-    serve_file("index.html")
+async fn index(headers: HeaderMap) -> Response {
+    with_guest_cookie(&headers, serve_file("index.html"))
 }
 
-async fn room_page(Path(_room): Path<String>) -> Response {
+async fn room_page(Path(_room): Path<String>, headers: HeaderMap) -> Response {
     // The page reads the room ID from its URL; the server validates it on join.
-    serve_file("index.html")
+    with_guest_cookie(&headers, serve_file("index.html"))
+}
+
+/// Give a browser without one a random guest key (HttpOnly, Secure, SameSite=Strict): bans
+/// of anonymous guests refer to it. It carries nothing about the person.
+fn with_guest_cookie(headers: &HeaderMap, mut res: Response) -> Response {
+    if guest_key(headers).is_none() {
+        let key: [u8; 16] = rand::random();
+        let value: String = key.iter().map(|b| format!("{b:02x}")).collect();
+        let cookie = format!(
+            "{GUEST_COOKIE}={value}; Path=/; Max-Age=31536000; HttpOnly; Secure; SameSite=Strict"
+        );
+        if let Ok(v) = HeaderValue::from_str(&cookie) {
+            res.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+    res
 }
 
 async fn asset(Path(path): Path<String>) -> Response {

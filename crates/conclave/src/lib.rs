@@ -61,9 +61,14 @@ impl Server {
         .with_context(|| format!("cannot bind media UDP socket {}", config.media_bind()))?;
         let media = Arc::new(media);
 
-        let core = RoomCore::with_settings(config.limits.core(), config.meeting.settings());
+        let core = RoomCore::with_access(
+            config.limits.core(),
+            config.meeting.settings(),
+            config.access_policy(),
+        );
         let conference = tokio::spawn(conference::run(
             core,
+            None,
             config.limits.max_connections,
             media.clone(),
             conf_rx,
@@ -138,7 +143,10 @@ async fn accept_loop(listener: TcpListener, tls: TlsAcceptor, app: axum::Router)
                     return;
                 }
             };
-            let service = hyper::service::service_fn(move |req| app.clone().call(req));
+            let service = hyper::service::service_fn(move |mut req: hyper::Request<_>| {
+                req.extensions_mut().insert(http::PeerAddr(peer));
+                app.clone().call(req)
+            });
             if let Err(e) = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                 .serve_connection_with_upgrades(TokioIo::new(stream), service)
                 .await

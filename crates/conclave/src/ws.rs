@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use conclave_proto::{ErrorCode, LeaveReason, ProtocolError, ServerMessage, parse_client_message};
-use conclave_room::{ConnId, Input};
+use conclave_room::{ConnId, Input, Peer};
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{mpsc, oneshot};
 
@@ -35,6 +35,7 @@ fn text(m: &ServerMessage) -> Message {
 /// Serve one socket until it closes.
 pub async fn serve(
     socket: WebSocket,
+    peer: Peer,
     conf: mpsc::UnboundedSender<ToConference>,
     limits: SocketLimits,
 ) {
@@ -45,6 +46,7 @@ pub async fn serve(
     if conf
         .send(ToConference::Open {
             conn,
+            peer,
             tx,
             reply: reply_tx,
         })
@@ -117,7 +119,7 @@ pub async fn serve(
             },
             _ = ping.tick() => {
                 if last_heard.elapsed() > limits.idle_timeout {
-                    let m = ServerMessage::Bye { reason: LeaveReason::Timeout };
+                    let m = ServerMessage::Bye { reason: LeaveReason::Timeout, message: None };
                     let _ = sink.send(text(&m)).await;
                     let _ = sink.send(Message::Close(None)).await;
                     break LeaveReason::Timeout;

@@ -60,6 +60,8 @@ async fn assert_still_open_and_can_join(sock: &mut RawSocket) {
         v: 1,
         room: "anotherroom-0000001".into(),
         name: "Recovered".into(),
+        password: None,
+        token: None,
     })
     .await
     .unwrap();
@@ -154,6 +156,8 @@ async fn sdp_garbage_is_refused_without_breaking_the_session() {
         v: 1,
         room: ROOM.into(),
         name: "Garbage".into(),
+        password: None,
+        token: None,
     })
     .await
     .unwrap();

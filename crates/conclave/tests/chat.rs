@@ -17,6 +17,8 @@ async fn joined(url: &str, name: &str) -> (RawSocket, ParticipantId) {
         v: 1,
         room: ROOM.into(),
         name: name.into(),
+        password: None,
+        token: None,
     })
     .await
     .unwrap();

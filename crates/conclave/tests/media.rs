@@ -174,7 +174,8 @@ async fn a_participant_that_vanishes_is_removed_after_the_timeout() {
             matches!(
                 m,
                 ServerMessage::Bye {
-                    reason: LeaveReason::Timeout
+                    reason: LeaveReason::Timeout,
+                    ..
                 }
             )
         })

@@ -62,6 +62,8 @@ impl TestParticipant {
             v: conclave_proto::PROTOCOL_VERSION,
             room: room.into(),
             name: name.into(),
+            password: None,
+            token: None,
         })
         .await?;
         let joined = sock.recv_timeout(Duration::from_secs(10)).await?;

@@ -40,6 +40,26 @@ pub enum ErrorCode {
     ServerFull,
     /// The client sends faster than `limits.messages_per_second`.
     RateLimited,
+    /// Your role or the room's permissions do not allow this request. Nothing changed.
+    Forbidden,
+    /// The room needs a password (only said where it does not reveal that a room exists).
+    PasswordRequired,
+    /// The password is wrong (or, for a guest in `hosts`/`closed` mode, the room does not
+    /// exist: the answers are the same on purpose).
+    WrongPassword,
+    /// Too many attempts (joins or failed passwords) from this address or at this room; the
+    /// message says when to try again.
+    TooManyAttempts,
+    /// You were banned from this room.
+    Banned,
+    /// The room is locked.
+    RoomLocked,
+    /// This server or room requires signing in.
+    SignInRequired,
+    /// The token is invalid, expired or not for this room; the message says which.
+    InvalidToken,
+    /// A new room password does not meet the policy.
+    InvalidPassword,
     /// The server failed; the message says what.
     Internal,
 }

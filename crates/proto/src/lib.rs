@@ -69,8 +69,15 @@ pub enum ClientMessage {
         v: u32,
         /// Room to join (created on first join).
         room: String,
-        /// Display name shown to the others.
+        /// Display name shown to the others. Ignored when the name comes from the account or
+        /// the token (it is read-only then).
         name: String,
+        /// The room password, when the room has one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        password: Option<String>,
+        /// An invite/identity token (JWT) from the `jwt` query parameter of the link.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token: Option<String>,
     },
     /// The client's SDP answer to the server's latest `offer`.
     Answer {
@@ -103,6 +110,182 @@ pub enum ClientMessage {
         /// Whether the hand is up.
         raised: bool,
     },
+    /// Moderator: stop a participant's source and keep it stopped (hard mute for the
+    /// microphone, "stop camera" for the camera) until `allow`.
+    Mute {
+        /// Whom.
+        participant: ParticipantId,
+        /// Which source.
+        source: Source,
+    },
+    /// Moderator: `mute` every participant who is not a moderator.
+    MuteAll {
+        /// Which source.
+        source: Source,
+    },
+    /// Moderator: lift a `mute` of one participant's source.
+    Allow {
+        /// Whom.
+        participant: ParticipantId,
+        /// Which source.
+        source: Source,
+    },
+    /// Moderator: remove a participant (they may come back).
+    Remove {
+        /// Whom.
+        participant: ParticipantId,
+        /// Shown to them.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+    },
+    /// Moderator: remove a participant and refuse them for as long as the room lives.
+    Ban {
+        /// Whom.
+        participant: ParticipantId,
+        /// Shown to them.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+    },
+    /// Moderator: lock or unlock the room (a locked room lets no one new in but moderators).
+    Lock {
+        /// Locked or not.
+        locked: bool,
+    },
+    /// Moderator: end the meeting for everyone.
+    EndMeeting {},
+    /// Moderator: grant or revoke the moderator role.
+    SetRole {
+        /// Whom.
+        participant: ParticipantId,
+        /// The new role.
+        role: Role,
+    },
+    /// Moderator: set (or with `null` clear) the room password.
+    SetPassword {
+        /// The new password, or `null` for none.
+        password: Option<String>,
+    },
+    /// Moderator: turn the lobby on or off. Turning it off admits everyone waiting.
+    SetLobby {
+        /// On or off.
+        enabled: bool,
+    },
+    /// Moderator: what participants or guests may do in this room.
+    SetPermissions {
+        /// `participant` or `guest` (moderators may always do everything).
+        role: Role,
+        /// The new permissions.
+        permissions: Permissions,
+    },
+    /// Moderator: let someone waiting in the lobby in.
+    Admit {
+        /// Who (from `knock`).
+        participant: ParticipantId,
+    },
+    /// Moderator: turn someone in the lobby away.
+    Deny {
+        /// Who (from `knock`).
+        participant: ParticipantId,
+        /// Shown to them.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+    },
+}
+
+/// A participant's role in a room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// May do everything, including moderator actions.
+    Moderator,
+    /// Signed in, holds a token, or joined an `open` room: the room's participant permissions.
+    Participant,
+    /// Joined without signing in where that makes a difference: the room's guest permissions.
+    Guest,
+}
+
+/// What a role may do in a room (moderators may always do everything).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Permissions {
+    /// Publish the microphone.
+    pub unmute: bool,
+    /// Publish the camera.
+    pub camera: bool,
+    /// Share the screen.
+    pub screen: bool,
+    /// Send chat messages.
+    pub chat: bool,
+    /// Share files.
+    pub files: bool,
+    /// Record the meeting.
+    pub record: bool,
+}
+
+impl Permissions {
+    /// Everything allowed.
+    pub const ALL: Permissions = Permissions {
+        unmute: true,
+        camera: true,
+        screen: true,
+        chat: true,
+        files: true,
+        record: true,
+    };
+
+    /// Whether publishing `source` is allowed.
+    pub fn source(&self, source: Source) -> bool {
+        match source {
+            Source::Microphone => self.unmute,
+            Source::Camera => self.camera,
+            Source::Screen => self.screen,
+        }
+    }
+}
+
+impl Default for Permissions {
+    /// Talk, show, share and chat; no recording.
+    fn default() -> Self {
+        Permissions {
+            record: false,
+            ..Permissions::ALL
+        }
+    }
+}
+
+/// A room's moderation state, as everyone in it sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomState {
+    /// No one new but moderators may enter.
+    pub locked: bool,
+    /// Guests wait in the lobby until a moderator admits them.
+    pub lobby: bool,
+    /// The room has a password.
+    pub password_set: bool,
+    /// What participants may do.
+    pub participant: Permissions,
+    /// What guests may do.
+    pub guest: Permissions,
+}
+
+/// Someone waiting in the lobby, as moderators see them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Knock {
+    /// Their ID (the one they will have once admitted).
+    pub participant: ParticipantId,
+    /// The name they gave.
+    pub name: String,
+    /// Whether they are signed in (account or token).
+    pub signed_in: bool,
+}
+
+/// Limits the client should apply before sending (the server enforces them anyway).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientLimits {
+    /// Longest display name, in characters.
+    pub max_name_chars: usize,
+    /// Longest chat message, in characters.
+    pub max_chat_chars: usize,
 }
 
 impl ClientMessage {
@@ -116,6 +299,19 @@ impl ClientMessage {
             ClientMessage::Leave {} => "leave",
             ClientMessage::Chat { .. } => "chat",
             ClientMessage::RaiseHand { .. } => "raise_hand",
+            ClientMessage::Mute { .. } => "mute",
+            ClientMessage::MuteAll { .. } => "mute_all",
+            ClientMessage::Allow { .. } => "allow",
+            ClientMessage::Remove { .. } => "remove",
+            ClientMessage::Ban { .. } => "ban",
+            ClientMessage::Lock { .. } => "lock",
+            ClientMessage::EndMeeting {} => "end_meeting",
+            ClientMessage::SetRole { .. } => "set_role",
+            ClientMessage::SetPassword { .. } => "set_password",
+            ClientMessage::SetLobby { .. } => "set_lobby",
+            ClientMessage::SetPermissions { .. } => "set_permissions",
+            ClientMessage::Admit { .. } => "admit",
+            ClientMessage::Deny { .. } => "deny",
         }
     }
 }
@@ -132,6 +328,11 @@ pub struct ParticipantInfo {
     /// Whether their hand is raised.
     #[serde(default)]
     pub hand_raised: bool,
+    /// Their role in the room.
+    pub role: Role,
+    /// Signed in with an account or a token (the "signed in" badge); otherwise a guest
+    /// whose name nobody vouches for.
+    pub signed_in: bool,
 }
 
 /// What one downstream m-line (by `mid`) carries.
@@ -155,6 +356,14 @@ pub enum LeaveReason {
     Timeout,
     /// The server removed them after a protocol error it cannot recover from.
     Error,
+    /// A moderator removed them.
+    Removed,
+    /// A moderator removed them and they may not come back while the room lives.
+    Banned,
+    /// A moderator ended the meeting (or its reservation ended).
+    Ended,
+    /// A moderator turned them away from the lobby.
+    Denied,
 }
 
 /// Messages from the server to the client.
@@ -173,6 +382,46 @@ pub enum ServerMessage {
         participants: Vec<ParticipantInfo>,
         /// Settings the client applies (bandwidth, screen sharing).
         settings: MeetingSettings,
+        /// Your role.
+        role: Role,
+        /// What you may do now (the room's permissions for your role, minus what a moderator
+        /// stopped for you).
+        permissions: Permissions,
+        /// The room's moderation state.
+        room_state: RoomState,
+        /// Who waits in the lobby (moderators only; empty for the others).
+        lobby: Vec<Knock>,
+        /// Limits to apply before sending.
+        limits: ClientLimits,
+    },
+    /// Answer to `join` when you have to wait: a moderator must admit you (or no host has
+    /// opened the room yet). You may send `join` again, e.g. with a password.
+    Lobby {
+        /// Why you wait, for humans.
+        message: String,
+    },
+    /// Moderators: someone waits in the lobby.
+    Knock {
+        /// Who.
+        knock: Knock,
+    },
+    /// Moderators: someone no longer waits (admitted, denied, or gone).
+    KnockWithdrawn {
+        /// Who.
+        participant: ParticipantId,
+    },
+    /// The room's moderation state changed.
+    RoomUpdated {
+        /// The new state.
+        room_state: RoomState,
+    },
+    /// Your role or permissions changed (e.g. a moderator muted you: stop sending that
+    /// source; the server drops it anyway).
+    SelfUpdated {
+        /// Your role.
+        role: Role,
+        /// What you may do now.
+        permissions: Permissions,
     },
     /// Someone entered the room.
     ParticipantJoined {
@@ -216,6 +465,9 @@ pub enum ServerMessage {
     Bye {
         /// Why.
         reason: LeaveReason,
+        /// A moderator's message, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
     },
 }
 
@@ -243,7 +495,7 @@ pub fn parse_client_message(text: &str) -> Result<ClientMessage, ProtocolError> 
             "a message needs a string field \"type\"",
         ));
     };
-    const KNOWN: [&str; 7] = [
+    const KNOWN: [&str; 20] = [
         "join",
         "answer",
         "publish",
@@ -251,6 +503,19 @@ pub fn parse_client_message(text: &str) -> Result<ClientMessage, ProtocolError> 
         "leave",
         "chat",
         "raise_hand",
+        "mute",
+        "mute_all",
+        "allow",
+        "remove",
+        "ban",
+        "lock",
+        "end_meeting",
+        "set_role",
+        "set_password",
+        "set_lobby",
+        "set_permissions",
+        "admit",
+        "deny",
     ];
     let Some(kind) = KNOWN.iter().copied().find(|k| *k == kind) else {
         let mut shown: String = kind.chars().take(40).collect();

@@ -9,7 +9,9 @@ fn join_round_trips() {
         ClientMessage::Join {
             v: 1,
             room: "abcdefghijklmnop".into(),
-            name: "Ada".into()
+            name: "Ada".into(),
+            password: None,
+            token: None,
         }
     );
     let back = serde_json::to_string(&m).unwrap();

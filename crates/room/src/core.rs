@@ -1,14 +1,89 @@
 //! [`RoomCore`]: rooms, participants, published sources, and who receives what.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
 use conclave_proto::{
-    ClientMessage, ErrorCode, LeaveReason, PROTOCOL_VERSION, ParticipantId, ParticipantInfo,
-    ProtocolError, RoomId, ServerMessage, Source,
+    ClientLimits, ClientMessage, ErrorCode, Knock, LeaveReason, PROTOCOL_VERSION, ParticipantId,
+    ParticipantInfo, Permissions, ProtocolError, Role, RoomId, RoomState, ServerMessage, Source,
 };
 
+use crate::access::{
+    AccessMode, Action, BanKey, Identity, ModAction, authorize, check_room_password,
+    effective_permissions, role_at_join, secrets_equal,
+};
+use crate::throttle::{Throttle, ThrottleConfig, describe_wait};
 use crate::{Limits, MeetingSettings, TokenBucket};
+
+/// Who is at the other end of a connection, as the edge established it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    /// The client's IP address (rate limits and throttles are per address).
+    pub addr: IpAddr,
+    /// Who they are.
+    pub identity: Identity,
+}
+
+impl Peer {
+    /// An anonymous peer at `addr`.
+    pub fn anonymous(addr: IpAddr) -> Peer {
+        Peer {
+            addr,
+            identity: Identity::anonymous(),
+        }
+    }
+}
+
+impl Default for Peer {
+    fn default() -> Self {
+        Peer::anonymous(IpAddr::V4(Ipv4Addr::LOCALHOST))
+    }
+}
+
+/// Access policy of the server (`[access]` and `[security]` in the config file).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccessPolicy {
+    /// Who may open rooms and who must sign in.
+    pub mode: AccessMode,
+    /// In `hosts` mode, new rooms start with the lobby on (guests knock).
+    pub lobby_for_guests: bool,
+    /// Initial permissions of participants in a new room.
+    pub participant: Permissions,
+    /// Initial permissions of guests in a new room.
+    pub guest: Permissions,
+    /// Shortest room password a moderator may set.
+    pub room_password_min_chars: usize,
+    /// Backoff and lockout for failed room passwords, per address and per room.
+    pub throttle: ThrottleConfig,
+    /// Sustained `join` attempts per minute from one address.
+    pub joins_per_minute_per_address: f64,
+    /// `join` attempts one address may make in a burst.
+    pub join_burst_per_address: f64,
+}
+
+impl Default for AccessPolicy {
+    fn default() -> Self {
+        AccessPolicy {
+            mode: AccessMode::Open,
+            lobby_for_guests: true,
+            participant: Permissions::default(),
+            guest: Permissions::default(),
+            room_password_min_chars: 8,
+            throttle: ThrottleConfig::default(),
+            joins_per_minute_per_address: 30.0,
+            join_burst_per_address: 20.0,
+        }
+    }
+}
+
+/// Most addresses whose join rate is tracked at once (oldest dropped first).
+const MAX_TRACKED_ADDRESSES: usize = 100_000;
+
+/// What a guest is told while waiting, whatever the reason (no host yet, lobby, password,
+/// lock): the same words, so that a prober cannot tell the cases apart.
+const WAIT_MESSAGE: &str = "Please wait: a moderator will let you in. If you have the room \
+password, you can enter it instead.";
 
 /// A signalling connection, named by the edge. When the connection joins, its participant ID
 /// is the same number, so the edge chooses it at random.
@@ -24,8 +99,11 @@ impl ConnId {
 /// Something that happened at an edge.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Input {
-    /// A WebSocket connection opened.
-    Connected(ConnId),
+    /// A WebSocket connection opened, from this peer.
+    Connected(ConnId, Peer),
+    /// The edge verified a token the connection presented: it is now this identity (sent
+    /// just before the `join` that carried the token).
+    Identified(ConnId, Identity),
     /// A parsed message arrived.
     Message(ConnId, ClientMessage),
     /// A frame arrived that could not be parsed; the core decides what the client hears
@@ -106,6 +184,9 @@ struct Conn {
     /// message with an error).
     last_rate_error: Option<Instant>,
     room: Option<RoomId>,
+    /// The room whose lobby this connection waits in.
+    waiting: Option<RoomId>,
+    peer: Peer,
 }
 
 #[derive(Debug)]
@@ -113,24 +194,96 @@ struct Participant {
     name: String,
     sources: BTreeSet<Source>,
     hand_raised: bool,
+    role: Role,
+    signed_in: bool,
+    /// Sources a moderator stopped; publishing them is refused until `allow`.
+    denied: BTreeSet<Source>,
+    ban_key: Option<BanKey>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
+struct Waiter {
+    name: String,
+    signed_in: bool,
+}
+
+#[derive(Debug)]
 struct Room {
     /// Ordered by join so lists are stable.
     participants: BTreeMap<ParticipantId, Participant>,
     join_order: Vec<ParticipantId>,
+    state: RoomState,
+    password: Option<String>,
+    /// Who waits to be let in, in arrival order of their (increasing) IDs... by ID.
+    lobby: BTreeMap<ParticipantId, Waiter>,
+    bans: BTreeSet<BanKey>,
 }
 
 impl Room {
+    fn new(access: &AccessPolicy) -> Room {
+        Room {
+            participants: BTreeMap::new(),
+            join_order: Vec::new(),
+            state: RoomState {
+                locked: false,
+                lobby: access.mode != AccessMode::Open && access.lobby_for_guests,
+                password_set: false,
+                participant: access.participant,
+                guest: access.guest,
+            },
+            password: None,
+            lobby: BTreeMap::new(),
+            bans: BTreeSet::new(),
+        }
+    }
+
     fn info(&self, id: ParticipantId) -> Option<ParticipantInfo> {
         self.participants.get(&id).map(|p| ParticipantInfo {
             id,
             name: p.name.clone(),
             sources: p.sources.iter().copied().collect(),
             hand_raised: p.hand_raised,
+            role: p.role,
+            signed_in: p.signed_in,
         })
     }
+
+    fn moderators(&self) -> impl Iterator<Item = ParticipantId> + '_ {
+        self.join_order
+            .iter()
+            .copied()
+            .filter(|id| self.participants[id].role == Role::Moderator)
+    }
+
+    fn has_moderator(&self) -> bool {
+        self.moderators().next().is_some()
+    }
+
+    fn knocks(&self) -> Vec<Knock> {
+        self.lobby
+            .iter()
+            .map(|(id, w)| Knock {
+                participant: *id,
+                name: w.name.clone(),
+                signed_in: w.signed_in,
+            })
+            .collect()
+    }
+
+    fn permissions_of(&self, id: ParticipantId) -> Permissions {
+        let p = &self.participants[&id];
+        effective_permissions(p.role, &p.denied, &self.state)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.participants.is_empty() && self.lobby.is_empty()
+    }
+}
+
+/// How a `join` ends.
+enum Admission {
+    Enter(Role),
+    Wait,
 }
 
 /// The whole conference state of one server.
@@ -138,9 +291,13 @@ impl Room {
 pub struct RoomCore {
     limits: Limits,
     settings: MeetingSettings,
+    access: AccessPolicy,
     conns: HashMap<ConnId, Conn>,
     rooms: HashMap<RoomId, Room>,
     participants: usize,
+    joins_by_addr: HashMap<IpAddr, TokenBucket>,
+    passwords_by_addr: Throttle<IpAddr>,
+    passwords_by_room: Throttle<RoomId>,
 }
 
 impl RoomCore {
@@ -151,13 +308,32 @@ impl RoomCore {
 
     /// An empty server whose clients get `settings` on join.
     pub fn with_settings(limits: Limits, settings: MeetingSettings) -> Self {
+        Self::with_access(limits, settings, AccessPolicy::default())
+    }
+
+    /// An empty server with an access policy.
+    pub fn with_access(limits: Limits, settings: MeetingSettings, access: AccessPolicy) -> Self {
         RoomCore {
             limits,
             settings,
+            passwords_by_addr: Throttle::new(access.throttle.clone()),
+            passwords_by_room: Throttle::new(access.throttle.clone()),
+            access,
             conns: HashMap::new(),
             rooms: HashMap::new(),
             participants: 0,
+            joins_by_addr: HashMap::new(),
         }
+    }
+
+    /// The room's moderation state, if the room exists.
+    pub fn room_state(&self, room: &RoomId) -> Option<RoomState> {
+        self.rooms.get(room).map(|r| r.state.clone())
+    }
+
+    /// Who waits in a room's lobby.
+    pub fn room_lobby(&self, room: &RoomId) -> Option<Vec<Knock>> {
+        self.rooms.get(room).map(Room::knocks)
     }
 
     /// Number of open rooms.
@@ -185,7 +361,7 @@ impl RoomCore {
     pub fn handle(&mut self, now: Instant, input: Input) -> Vec<Effect> {
         let mut out = Vec::new();
         match input {
-            Input::Connected(conn) => {
+            Input::Connected(conn, peer) => {
                 let bucket = TokenBucket::new(
                     self.limits.messages_per_second,
                     self.limits.message_burst,
@@ -197,8 +373,17 @@ impl RoomCore {
                         bucket,
                         last_rate_error: None,
                         room: None,
+                        waiting: None,
+                        peer,
                     },
                 );
+            }
+            Input::Identified(conn, identity) => {
+                if let Some(c) = self.conns.get_mut(&conn)
+                    && c.room.is_none()
+                {
+                    c.peer.identity = identity;
+                }
             }
             Input::Message(conn, msg) => {
                 // Answers are exempt: the server sends at most one offer at a time, so their
@@ -206,7 +391,7 @@ impl RoomCore {
                 // session. An answer without an outstanding offer is refused before parsing.
                 let exempt = matches!(msg, ClientMessage::Answer { .. });
                 if exempt || self.admit(now, conn, &mut out) {
-                    self.on_message(conn, msg, &mut out);
+                    self.on_message(now, conn, msg, &mut out);
                 }
             }
             Input::Malformed(conn, err) => {
@@ -215,6 +400,7 @@ impl RoomCore {
                 }
             }
             Input::Closed(conn, reason) => {
+                self.withdraw(conn, &mut out);
                 self.leave(conn, reason, &mut out);
                 self.conns.remove(&conn);
             }
@@ -250,10 +436,25 @@ impl RoomCore {
         false
     }
 
-    fn on_message(&mut self, conn: ConnId, msg: ClientMessage, out: &mut Vec<Effect>) {
+    fn on_message(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        msg: ClientMessage,
+        out: &mut Vec<Effect>,
+    ) {
         let joined = self.conns.get(&conn).and_then(|c| c.room.clone());
         match (msg, joined) {
-            (ClientMessage::Join { v, room, name }, None) => self.join(conn, v, &room, &name, out),
+            (
+                ClientMessage::Join {
+                    v,
+                    room,
+                    name,
+                    password,
+                    token: _,
+                },
+                None,
+            ) => self.join(now, conn, v, &room, &name, password.as_deref(), out),
             (ClientMessage::Join { .. }, Some(_)) => out.push(Effect::Send(
                 conn,
                 ServerMessage::error(
@@ -275,12 +476,18 @@ impl RoomCore {
                 }))
             }
             (ClientMessage::Publish { source }, Some(room)) => {
-                self.set_source(conn, &room, source, true, out)
+                if self.allowed(conn, &room, Action::Publish(source), out) {
+                    self.set_source(conn, &room, source, true, out)
+                }
             }
             (ClientMessage::Unpublish { source }, Some(room)) => {
                 self.set_source(conn, &room, source, false, out)
             }
-            (ClientMessage::Chat { text, to }, Some(room)) => self.chat(conn, &room, text, to, out),
+            (ClientMessage::Chat { text, to }, Some(room)) => {
+                if self.allowed(conn, &room, Action::Chat, out) {
+                    self.chat(conn, &room, text, to, out)
+                }
+            }
             (ClientMessage::RaiseHand { raised }, Some(room)) => {
                 self.raise_hand(conn, &room, raised, out)
             }
@@ -290,14 +497,49 @@ impl RoomCore {
                     conn,
                     ServerMessage::Bye {
                         reason: LeaveReason::Left,
+                        message: None,
                     },
                 ));
                 out.push(Effect::Close(conn));
             }
+            (m, Some(room)) => self.moderate(conn, &room, m, out),
         }
     }
 
-    fn join(&mut self, conn: ConnId, v: u32, room: &str, name: &str, out: &mut Vec<Effect>) {
+    /// Ask the access rules; on refusal tell the client `forbidden`.
+    fn allowed(
+        &self,
+        conn: ConnId,
+        room_id: &RoomId,
+        action: Action,
+        out: &mut Vec<Effect>,
+    ) -> bool {
+        let Some(room) = self.rooms.get(room_id) else {
+            return false;
+        };
+        let Some(p) = room.participants.get(&conn.participant()) else {
+            return false;
+        };
+        match authorize(p.role, &p.denied, &room.state, action) {
+            Ok(()) => true,
+            Err(e) => {
+                out.push(Effect::Send(conn, ServerMessage::Error(e)));
+                false
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn join(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        v: u32,
+        room: &str,
+        name: &str,
+        password: Option<&str>,
+        out: &mut Vec<Effect>,
+    ) {
         let err = |code, msg: String| Effect::Send(conn, ServerMessage::error(code, msg));
         if v != PROTOCOL_VERSION {
             out.push(err(
@@ -310,10 +552,54 @@ impl RoomCore {
             Ok(r) => r,
             Err(e) => return out.push(err(ErrorCode::InvalidRoom, e.to_string())),
         };
-        let name = match validate_name(name, self.limits.max_name_chars) {
+        let Some(peer) = self.conns.get(&conn).map(|c| c.peer.clone()) else {
+            return;
+        };
+        if !self.join_attempt_allowed(now, peer.addr) {
+            return out.push(err(
+                ErrorCode::TooManyAttempts,
+                format!(
+                    "more than {} join attempts per minute from your address; wait a minute",
+                    self.access.joins_per_minute_per_address
+                ),
+            ));
+        }
+        if let Identity::Token {
+            room: Some(for_room),
+            ..
+        } = &peer.identity
+            && *for_room != room_id
+        {
+            return out.push(err(
+                ErrorCode::InvalidToken,
+                "this invitation is for another room".into(),
+            ));
+        }
+        if self.access.mode == AccessMode::Closed && !peer.identity.signed_in() {
+            return out.push(err(
+                ErrorCode::SignInRequired,
+                "this server requires signing in (an account or an invitation link)".into(),
+            ));
+        }
+        let name = match validate_name(
+            peer.identity.fixed_name().unwrap_or(name),
+            self.limits.max_name_chars,
+        ) {
             Ok(n) => n,
             Err(m) => return out.push(err(ErrorCode::InvalidName, m)),
         };
+        // A second `join` from the lobby (e.g. now with the password) starts over.
+        self.withdraw(conn, out);
+
+        let ban_key = peer.identity.ban_key();
+        if let (Some(r), Some(k)) = (self.rooms.get(&room_id), &ban_key)
+            && r.bans.contains(k)
+        {
+            return out.push(err(
+                ErrorCode::Banned,
+                "a moderator removed you from this meeting; you cannot rejoin it".into(),
+            ));
+        }
         if self.participants >= self.limits.max_participants {
             return out.push(err(
                 ErrorCode::ServerFull,
@@ -323,8 +609,7 @@ impl RoomCore {
                 ),
             ));
         }
-        let existing = self.rooms.get(&room_id);
-        match existing {
+        match self.rooms.get(&room_id) {
             None if self.rooms.len() >= self.limits.max_rooms => {
                 return out.push(err(
                     ErrorCode::ServerFull,
@@ -346,8 +631,174 @@ impl RoomCore {
             _ => {}
         }
 
+        match self.admission(now, &peer, &room_id, password) {
+            Err(e) => out.push(Effect::Send(conn, ServerMessage::Error(e))),
+            Ok(Admission::Enter(role)) => {
+                self.rooms
+                    .entry(room_id.clone())
+                    .or_insert_with(|| Room::new(&self.access));
+                self.enter(conn, &room_id, name, role, out);
+            }
+            Ok(Admission::Wait) => {
+                let room = self
+                    .rooms
+                    .entry(room_id.clone())
+                    .or_insert_with(|| Room::new(&self.access));
+                let me = conn.participant();
+                let signed_in = peer.identity.signed_in();
+                room.lobby.insert(
+                    me,
+                    Waiter {
+                        name: name.clone(),
+                        signed_in,
+                    },
+                );
+                let knock = Knock {
+                    participant: me,
+                    name,
+                    signed_in,
+                };
+                for m in room.moderators() {
+                    out.push(Effect::Send(
+                        ConnId(m.0),
+                        ServerMessage::Knock {
+                            knock: knock.clone(),
+                        },
+                    ));
+                }
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    c.waiting = Some(room_id);
+                }
+                out.push(Effect::Send(
+                    conn,
+                    ServerMessage::Lobby {
+                        message: WAIT_MESSAGE.into(),
+                    },
+                ));
+            }
+        }
+    }
+
+    /// Whether `peer` may enter `room_id` now, must wait in the lobby, or is refused. Only
+    /// reads state, except for the password throttles.
+    fn admission(
+        &mut self,
+        now: Instant,
+        peer: &Peer,
+        room_id: &RoomId,
+        password: Option<&str>,
+    ) -> Result<Admission, ProtocolError> {
+        let room = self.rooms.get(room_id);
+        let first = room.is_none_or(|r| r.participants.is_empty());
+        let role = role_at_join(self.access.mode, &peer.identity, first);
+        if role == Role::Moderator {
+            return Ok(Admission::Enter(role));
+        }
+        // Guests of `hosts`/`closed` servers get the same answers for a room that does not
+        // exist (yet) and for one that is protected, so room IDs cannot be probed.
+        let uniform = self.access.mode != AccessMode::Open && !peer.identity.signed_in();
+        let mut password_ok = false;
+        if let Some(given) = password.filter(|p| !p.is_empty()) {
+            let wait = [
+                self.passwords_by_addr.check(now, &peer.addr),
+                self.passwords_by_room.check(now, room_id),
+            ]
+            .into_iter()
+            .filter_map(Result::err)
+            .max();
+            if let Some(wait) = wait {
+                return Err(ProtocolError::new(
+                    ErrorCode::TooManyAttempts,
+                    format!(
+                        "too many wrong passwords; try again in {}",
+                        describe_wait(wait)
+                    ),
+                ));
+            }
+            let right = room
+                .and_then(|r| r.password.as_deref())
+                .is_some_and(|p| secrets_equal(p, given));
+            if !right {
+                self.passwords_by_addr.fail(now, &peer.addr);
+                self.passwords_by_room.fail(now, room_id);
+                return Err(ProtocolError::new(
+                    ErrorCode::WrongPassword,
+                    "the password is not right",
+                ));
+            }
+            password_ok = true;
+        }
+        let Some(room) = self.rooms.get(room_id) else {
+            // Only moderators open rooms in `hosts`/`closed` mode; in `open` mode the first
+            // joiner is a moderator and returned above.
+            return Ok(Admission::Wait);
+        };
+        if room.password.is_some() && !password_ok && !peer.identity.bypasses_password() {
+            if uniform {
+                return Ok(Admission::Wait);
+            }
+            return Err(ProtocolError::new(
+                ErrorCode::PasswordRequired,
+                "this room needs a password",
+            ));
+        }
+        if room.state.locked {
+            if uniform || room.state.lobby {
+                return Ok(Admission::Wait);
+            }
+            return Err(ProtocolError::new(
+                ErrorCode::RoomLocked,
+                "a moderator locked this room",
+            ));
+        }
+        if self.access.mode != AccessMode::Open && !room.has_moderator() {
+            return Ok(Admission::Wait);
+        }
+        if room.state.lobby && !password_ok && !peer.identity.bypasses_lobby() {
+            return Ok(Admission::Wait);
+        }
+        Ok(Admission::Enter(role))
+    }
+
+    fn join_attempt_allowed(&mut self, now: Instant, addr: IpAddr) -> bool {
+        if !self.joins_by_addr.contains_key(&addr)
+            && self.joins_by_addr.len() >= MAX_TRACKED_ADDRESSES
+        {
+            // Buckets refill in at most a minute or two; full ones carry no information.
+            let burst = self.access.join_burst_per_address;
+            let rate = self.access.joins_per_minute_per_address / 60.0;
+            self.joins_by_addr
+                .retain(|_, b| !b.is_full(now, rate, burst));
+            if self.joins_by_addr.len() >= MAX_TRACKED_ADDRESSES {
+                self.joins_by_addr.clear();
+            }
+        }
+        let bucket = self.joins_by_addr.entry(addr).or_insert_with(|| {
+            TokenBucket::new(
+                self.access.joins_per_minute_per_address / 60.0,
+                self.access.join_burst_per_address,
+                now,
+            )
+        });
+        bucket.try_take(now)
+    }
+
+    /// Put `conn` into the room (already created) with `role`.
+    fn enter(
+        &mut self,
+        conn: ConnId,
+        room_id: &RoomId,
+        name: String,
+        role: Role,
+        out: &mut Vec<Effect>,
+    ) {
+        let Some(peer) = self.conns.get(&conn).map(|c| c.peer.clone()) else {
+            return;
+        };
         let me = conn.participant();
-        let r = self.rooms.entry(room_id.clone()).or_default();
+        let Some(r) = self.rooms.get_mut(room_id) else {
+            return;
+        };
         let others: Vec<ParticipantInfo> =
             r.join_order.iter().filter_map(|id| r.info(*id)).collect();
         r.participants.insert(
@@ -356,12 +807,17 @@ impl RoomCore {
                 name,
                 sources: BTreeSet::new(),
                 hand_raised: false,
+                role,
+                signed_in: peer.identity.signed_in(),
+                denied: BTreeSet::new(),
+                ban_key: peer.identity.ban_key(),
             },
         );
         r.join_order.push(me);
         self.participants += 1;
         if let Some(c) = self.conns.get_mut(&conn) {
             c.room = Some(room_id.clone());
+            c.waiting = None;
         }
         let my_info = r.info(me).expect("just inserted");
 
@@ -373,11 +829,23 @@ impl RoomCore {
                 id: me,
                 participants: others.clone(),
                 settings: self.settings.clone(),
+                role,
+                permissions: r.permissions_of(me),
+                room_state: r.state.clone(),
+                lobby: if role == Role::Moderator {
+                    r.knocks()
+                } else {
+                    Vec::new()
+                },
+                limits: ClientLimits {
+                    max_name_chars: self.limits.max_name_chars,
+                    max_chat_chars: self.limits.max_chat_chars,
+                },
             },
         ));
         out.push(Effect::Media(MediaCommand::AddParticipant {
             participant: me,
-            room: room_id,
+            room: room_id.clone(),
         }));
         for other in &others {
             out.push(Effect::Send(
@@ -394,6 +862,392 @@ impl RoomCore {
                 }));
             }
         }
+        // A host arrived in a room where people wait without a lobby (they waited for a
+        // host): let them in.
+        if role == Role::Moderator && !r.state.lobby && !r.state.locked && !r.lobby.is_empty() {
+            let waiting: Vec<ParticipantId> = r.lobby.keys().copied().collect();
+            for w in waiting {
+                self.admit_waiter(room_id, w, out);
+            }
+        }
+    }
+
+    /// Take `conn` out of the lobby it waits in, if any, and tell the moderators.
+    fn withdraw(&mut self, conn: ConnId, out: &mut Vec<Effect>) {
+        let Some(room_id) = self.conns.get_mut(&conn).and_then(|c| c.waiting.take()) else {
+            return;
+        };
+        let me = conn.participant();
+        let Some(room) = self.rooms.get_mut(&room_id) else {
+            return;
+        };
+        if room.lobby.remove(&me).is_some() {
+            for m in room.moderators() {
+                out.push(Effect::Send(
+                    ConnId(m.0),
+                    ServerMessage::KnockWithdrawn { participant: me },
+                ));
+            }
+        }
+        if room.is_empty() {
+            self.rooms.remove(&room_id);
+        }
+    }
+
+    /// Let a waiter in (admit, or lobby turned off).
+    fn admit_waiter(&mut self, room_id: &RoomId, who: ParticipantId, out: &mut Vec<Effect>) {
+        let conn = ConnId(who.0);
+        let Some(room) = self.rooms.get_mut(room_id) else {
+            return;
+        };
+        let Some(w) = room.lobby.remove(&who) else {
+            return;
+        };
+        for m in room.moderators() {
+            out.push(Effect::Send(
+                ConnId(m.0),
+                ServerMessage::KnockWithdrawn { participant: who },
+            ));
+        }
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        c.waiting = None;
+        if self.participants >= self.limits.max_participants
+            || room.participants.len() >= self.limits.max_participants_per_room
+        {
+            out.push(Effect::Send(
+                conn,
+                ServerMessage::error(ErrorCode::RoomFull, "the room is full"),
+            ));
+            if room.is_empty() {
+                self.rooms.remove(room_id);
+            }
+            return;
+        }
+        let role = role_at_join(self.access.mode, &c.peer.identity, false);
+        self.enter(conn, room_id, w.name, role, out);
+    }
+
+    /// A moderator action (or a client message that needs one).
+    fn moderate(
+        &mut self,
+        conn: ConnId,
+        room_id: &RoomId,
+        msg: ClientMessage,
+        out: &mut Vec<Effect>,
+    ) {
+        let action = match &msg {
+            ClientMessage::Mute { .. } => ModAction::Mute,
+            ClientMessage::MuteAll { .. } => ModAction::MuteAll,
+            ClientMessage::Allow { .. } => ModAction::Allow,
+            ClientMessage::Remove { .. } => ModAction::Remove,
+            ClientMessage::Ban { .. } => ModAction::Ban,
+            ClientMessage::Lock { .. } => ModAction::Lock,
+            ClientMessage::EndMeeting {} => ModAction::EndMeeting,
+            ClientMessage::SetRole { .. } => ModAction::SetRole,
+            ClientMessage::SetPassword { .. } => ModAction::SetPassword,
+            ClientMessage::SetLobby { .. } => ModAction::SetLobby,
+            ClientMessage::SetPermissions { .. } => ModAction::SetPermissions,
+            ClientMessage::Admit { .. } => ModAction::Admit,
+            ClientMessage::Deny { .. } => ModAction::Deny,
+            // Every other message is handled in `on_message`.
+            _ => return,
+        };
+        if !self.allowed(conn, room_id, Action::Moderate(action), out) {
+            return;
+        }
+        let me = conn.participant();
+        let err = |code, m: String| Effect::Send(conn, ServerMessage::error(code, m));
+        let Some(room) = self.rooms.get_mut(room_id) else {
+            return;
+        };
+        // Targets must be other participants of this room (or, for admit/deny, waiters).
+        let target = match &msg {
+            ClientMessage::Mute { participant, .. }
+            | ClientMessage::Allow { participant, .. }
+            | ClientMessage::Remove { participant, .. }
+            | ClientMessage::Ban { participant, .. }
+            | ClientMessage::SetRole { participant, .. } => Some(*participant),
+            _ => None,
+        };
+        if let Some(t) = target
+            && (t == me || !room.participants.contains_key(&t))
+        {
+            return out.push(err(
+                ErrorCode::UnknownParticipant,
+                format!("{t} is not another participant of this room"),
+            ));
+        }
+        match msg {
+            ClientMessage::Mute {
+                participant,
+                source,
+            } => {
+                self.deny_source(room_id, participant, source, out);
+            }
+            ClientMessage::MuteAll { source } => {
+                let targets: Vec<ParticipantId> = room
+                    .join_order
+                    .iter()
+                    .copied()
+                    .filter(|id| room.participants[id].role != Role::Moderator)
+                    .collect();
+                for t in targets {
+                    self.deny_source(room_id, t, source, out);
+                }
+            }
+            ClientMessage::Allow {
+                participant,
+                source,
+            } => {
+                let p = room.participants.get_mut(&participant).expect("checked");
+                if p.denied.remove(&source) {
+                    self.send_self_updated(room_id, participant, out);
+                }
+            }
+            ClientMessage::Remove {
+                participant,
+                message,
+            } => {
+                self.expel(ConnId(participant.0), LeaveReason::Removed, message, out);
+            }
+            ClientMessage::Ban {
+                participant,
+                message,
+            } => {
+                if let Some(k) = room.participants[&participant].ban_key.clone() {
+                    room.bans.insert(k);
+                }
+                self.expel(ConnId(participant.0), LeaveReason::Banned, message, out);
+            }
+            ClientMessage::Lock { locked } if room.state.locked != locked => {
+                room.state.locked = locked;
+                self.broadcast_room_state(room_id, out);
+            }
+            ClientMessage::EndMeeting {} => {
+                let everyone: Vec<ParticipantId> = room.join_order.clone();
+                let waiting: Vec<ParticipantId> = room.lobby.keys().copied().collect();
+                for w in waiting {
+                    self.turn_away(room_id, w, LeaveReason::Ended, None, out);
+                }
+                for p in everyone {
+                    self.expel(ConnId(p.0), LeaveReason::Ended, None, out);
+                }
+            }
+            ClientMessage::SetRole { participant, role } => {
+                let p = room.participants.get_mut(&participant).expect("checked");
+                if p.role == role {
+                    return;
+                }
+                p.role = role;
+                let knocks = room.knocks();
+                if role == Role::Moderator {
+                    for knock in knocks {
+                        out.push(Effect::Send(
+                            ConnId(participant.0),
+                            ServerMessage::Knock { knock },
+                        ));
+                    }
+                }
+                self.enforce_permissions(room_id, out);
+                self.send_self_updated(room_id, participant, out);
+                self.broadcast_info(room_id, participant, out);
+            }
+            ClientMessage::SetPassword { password } => {
+                if let Some(pw) = &password
+                    && let Err(m) = check_room_password(pw, self.access.room_password_min_chars)
+                {
+                    return out.push(err(ErrorCode::InvalidPassword, m));
+                }
+                room.state.password_set = password.is_some();
+                room.password = password;
+                self.broadcast_room_state(room_id, out);
+            }
+            ClientMessage::SetLobby { enabled } => {
+                if room.state.lobby == enabled {
+                    return;
+                }
+                room.state.lobby = enabled;
+                let waiting: Vec<ParticipantId> = room.lobby.keys().copied().collect();
+                self.broadcast_room_state(room_id, out);
+                if !enabled {
+                    for w in waiting {
+                        self.admit_waiter(room_id, w, out);
+                    }
+                }
+            }
+            ClientMessage::SetPermissions { role, permissions } => {
+                match role {
+                    Role::Participant => room.state.participant = permissions,
+                    Role::Guest => room.state.guest = permissions,
+                    Role::Moderator => {
+                        return out.push(err(
+                            ErrorCode::BadMessage,
+                            "moderators may always do everything; set \"participant\" or \"guest\""
+                                .into(),
+                        ));
+                    }
+                }
+                let ids: Vec<ParticipantId> = room.join_order.clone();
+                self.enforce_permissions(room_id, out);
+                for id in ids {
+                    if self.rooms[room_id].participants[&id].role == role {
+                        self.send_self_updated(room_id, id, out);
+                    }
+                }
+                self.broadcast_room_state(room_id, out);
+            }
+            ClientMessage::Admit { participant } => {
+                if !room.lobby.contains_key(&participant) {
+                    return out.push(err(
+                        ErrorCode::UnknownParticipant,
+                        format!("{participant} is not waiting in the lobby"),
+                    ));
+                }
+                self.admit_waiter(room_id, participant, out);
+            }
+            ClientMessage::Deny {
+                participant,
+                message,
+            } => {
+                if !room.lobby.contains_key(&participant) {
+                    return out.push(err(
+                        ErrorCode::UnknownParticipant,
+                        format!("{participant} is not waiting in the lobby"),
+                    ));
+                }
+                self.turn_away(room_id, participant, LeaveReason::Denied, message, out);
+            }
+            _ => {}
+        }
+    }
+
+    /// Stop `who`'s `source` and keep it stopped (hard mute).
+    fn deny_source(
+        &mut self,
+        room_id: &RoomId,
+        who: ParticipantId,
+        source: Source,
+        out: &mut Vec<Effect>,
+    ) {
+        let Some(p) = self
+            .rooms
+            .get_mut(room_id)
+            .and_then(|r| r.participants.get_mut(&who))
+        else {
+            return;
+        };
+        let newly = p.denied.insert(source);
+        // Packet level first: whatever the client does, its RTP on this slot is dropped.
+        out.push(Effect::Media(MediaCommand::SetPublishing {
+            publisher: who,
+            source,
+            allowed: false,
+        }));
+        self.set_source(ConnId(who.0), room_id, source, false, out);
+        if newly {
+            self.send_self_updated(room_id, who, out);
+        }
+    }
+
+    /// After a permission or role change: stop every source someone may no longer send.
+    fn enforce_permissions(&mut self, room_id: &RoomId, out: &mut Vec<Effect>) {
+        let Some(room) = self.rooms.get(room_id) else {
+            return;
+        };
+        let mut stop = Vec::new();
+        for id in &room.join_order {
+            let allowed = room.permissions_of(*id);
+            for s in &room.participants[id].sources {
+                if !allowed.source(*s) {
+                    stop.push((*id, *s));
+                }
+            }
+        }
+        for (id, s) in stop {
+            self.set_source(ConnId(id.0), room_id, s, false, out);
+        }
+    }
+
+    fn send_self_updated(&self, room_id: &RoomId, who: ParticipantId, out: &mut Vec<Effect>) {
+        let Some(room) = self.rooms.get(room_id) else {
+            return;
+        };
+        let Some(p) = room.participants.get(&who) else {
+            return;
+        };
+        out.push(Effect::Send(
+            ConnId(who.0),
+            ServerMessage::SelfUpdated {
+                role: p.role,
+                permissions: room.permissions_of(who),
+            },
+        ));
+    }
+
+    fn broadcast_info(&self, room_id: &RoomId, who: ParticipantId, out: &mut Vec<Effect>) {
+        let Some(room) = self.rooms.get(room_id) else {
+            return;
+        };
+        let Some(info) = room.info(who) else {
+            return;
+        };
+        for &id in &room.join_order {
+            out.push(Effect::Send(
+                ConnId(id.0),
+                ServerMessage::ParticipantUpdated {
+                    participant: info.clone(),
+                },
+            ));
+        }
+    }
+
+    fn broadcast_room_state(&self, room_id: &RoomId, out: &mut Vec<Effect>) {
+        let Some(room) = self.rooms.get(room_id) else {
+            return;
+        };
+        for &id in &room.join_order {
+            out.push(Effect::Send(
+                ConnId(id.0),
+                ServerMessage::RoomUpdated {
+                    room_state: room.state.clone(),
+                },
+            ));
+        }
+    }
+
+    /// End a participant's session for a moderation reason: `bye`, close, and leave.
+    fn expel(
+        &mut self,
+        conn: ConnId,
+        reason: LeaveReason,
+        message: Option<String>,
+        out: &mut Vec<Effect>,
+    ) {
+        let message = message.map(|m| truncate_chars(&m, self.limits.max_chat_chars));
+        self.leave(conn, reason, out);
+        out.push(Effect::Send(conn, ServerMessage::Bye { reason, message }));
+        out.push(Effect::Close(conn));
+    }
+
+    /// Send a waiter away from the lobby.
+    fn turn_away(
+        &mut self,
+        room_id: &RoomId,
+        who: ParticipantId,
+        reason: LeaveReason,
+        message: Option<String>,
+        out: &mut Vec<Effect>,
+    ) {
+        let conn = ConnId(who.0);
+        let message = message.map(|m| truncate_chars(&m, self.limits.max_chat_chars));
+        if self.conns.get(&conn).and_then(|c| c.waiting.as_ref()) != Some(room_id) {
+            return;
+        }
+        self.withdraw(conn, out);
+        out.push(Effect::Send(conn, ServerMessage::Bye { reason, message }));
+        out.push(Effect::Close(conn));
     }
 
     fn set_source(
@@ -563,7 +1417,7 @@ impl RoomCore {
         out.push(Effect::Media(MediaCommand::RemoveParticipant {
             participant: me,
         }));
-        if room.participants.is_empty() {
+        if room.is_empty() {
             self.rooms.remove(&room_id);
         }
     }
@@ -585,4 +1439,9 @@ fn validate_name(name: &str, max: usize) -> Result<String, String> {
         return Err("a display name must not contain control characters".into());
     }
     Ok(name.to_owned())
+}
+
+/// At most `max` characters of `s`.
+fn truncate_chars(s: &str, max: usize) -> String {
+    s.chars().take(max).collect()
 }

@@ -5,13 +5,19 @@
 //! no lock in here, so every rule can be tested exhaustively on simulated time. The edges
 //! (WebSocket server, media plane) only translate.
 
+pub mod access;
 mod core;
 mod limits;
 mod rate;
+pub mod throttle;
 
-pub use crate::core::{ConnId, Effect, Input, MediaCommand, RoomCore};
+pub use crate::access::{AccessMode, BanKey, Identity};
+pub use crate::core::{AccessPolicy, ConnId, Effect, Input, MediaCommand, Peer, RoomCore};
+pub use crate::throttle::{Throttle, ThrottleConfig};
 pub use limits::{Limits, MeetingSettings};
 pub use rate::TokenBucket;
 
+#[cfg(test)]
+mod access_tests;
 #[cfg(test)]
 mod tests;

@@ -35,4 +35,11 @@ impl TokenBucket {
             false
         }
     }
+
+    /// Whether the bucket would be full at `now` (it then carries no information and may be
+    /// dropped); `rate` and `burst` as given to [`TokenBucket::new`].
+    pub fn is_full(&self, now: Instant, rate: f64, burst: f64) -> bool {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.tokens + elapsed * rate.max(0.0) >= burst.max(1.0)
+    }
 }

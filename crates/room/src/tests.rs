@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use conclave_proto::{ClientMessage, ErrorCode, LeaveReason, ParticipantId, ServerMessage, Source};
 
-use crate::{ConnId, Effect, Input, Limits, MediaCommand, RoomCore};
+use crate::{ConnId, Effect, Input, Limits, MediaCommand, Peer, RoomCore};
 
 const ROOM: &str = "roomroomroomroom01";
 
@@ -25,13 +25,15 @@ impl Sim {
         self.core.handle(self.now, i)
     }
     fn join(&mut self, c: u64, room: &str, name: &str) -> Vec<Effect> {
-        self.input(Input::Connected(ConnId(c)));
+        self.input(Input::Connected(ConnId(c), Peer::default()));
         self.input(Input::Message(
             ConnId(c),
             ClientMessage::Join {
                 v: 1,
                 room: room.into(),
                 name: name.into(),
+                password: None,
+                token: None,
             },
         ))
     }
@@ -191,7 +193,8 @@ fn leave_unsubscribes_removes_and_closes_empty_rooms() {
     assert!(matches!(
         &sent_to(&e, 2)[0],
         ServerMessage::Bye {
-            reason: LeaveReason::Left
+            reason: LeaveReason::Left,
+            ..
         }
     ));
     assert!(e.contains(&Effect::Close(ConnId(2))));
@@ -215,7 +218,7 @@ fn leave_unsubscribes_removes_and_closes_empty_rooms() {
 #[test]
 fn messages_before_join_and_double_join_are_refused() {
     let mut s = Sim::new(Limits::default());
-    s.input(Input::Connected(ConnId(1)));
+    s.input(Input::Connected(ConnId(1), Peer::default()));
     for m in [
         ClientMessage::Answer { sdp: "v=0".into() },
         ClientMessage::Publish {
@@ -233,6 +236,8 @@ fn messages_before_join_and_double_join_are_refused() {
             v: 1,
             room: ROOM.into(),
             name: "Ada".into(),
+            password: None,
+            token: None,
         },
     );
     let e = s.msg(
@@ -241,6 +246,8 @@ fn messages_before_join_and_double_join_are_refused() {
             v: 1,
             room: ROOM.into(),
             name: "Ada".into(),
+            password: None,
+            token: None,
         },
     );
     assert_eq!(error_code(&e), Some(ErrorCode::AlreadyJoined));
@@ -263,7 +270,7 @@ fn join_validation() {
         (1, ROOM, "x".repeat(65), ErrorCode::InvalidName),
         (1, ROOM, "a\u{7}b".into(), ErrorCode::InvalidName),
     ];
-    s.input(Input::Connected(ConnId(9)));
+    s.input(Input::Connected(ConnId(9), Peer::default()));
     for (v, room, name, code) in cases {
         let e = s.msg(
             9,
@@ -271,6 +278,8 @@ fn join_validation() {
                 v,
                 room: room.into(),
                 name: name.clone(),
+                password: None,
+                token: None,
             },
         );
         assert_eq!(error_code(&e), Some(code), "{v} {room} {name:?}");
@@ -304,7 +313,7 @@ fn rate_limit_on_simulated_time() {
         ..Limits::default()
     });
     let t0 = Instant::now();
-    core.handle(t0, Input::Connected(ConnId(1)));
+    core.handle(t0, Input::Connected(ConnId(1), Peer::default()));
     let garbage = || {
         Input::Malformed(
             ConnId(1),
@@ -342,7 +351,7 @@ fn answers_are_not_rate_limited() {
         ..Limits::default()
     });
     let t0 = Instant::now();
-    core.handle(t0, Input::Connected(ConnId(1)));
+    core.handle(t0, Input::Connected(ConnId(1), Peer::default()));
     core.handle(
         t0,
         Input::Message(
@@ -351,6 +360,8 @@ fn answers_are_not_rate_limited() {
                 v: 1,
                 room: ROOM.into(),
                 name: "Ada".into(),
+                password: None,
+                token: None,
             },
         ),
     );
@@ -434,7 +445,7 @@ fn chat_reaches_the_room_or_only_the_addressee_and_is_validated() {
         assert_eq!(e.len(), 1);
     }
     // Before join: refused.
-    s.input(Input::Connected(ConnId(9)));
+    s.input(Input::Connected(ConnId(9), Peer::default()));
     assert_eq!(
         error_code(&s.msg(9, chat("hi", None))),
         Some(ErrorCode::NotJoined)

@@ -1,0 +1,258 @@
+//! Moderation over the real wire: a guest's forbidden requests over a raw WebSocket, and a
+//! hard mute checked at the packet level with real UDP media.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{ROOM, eventually, start};
+use conclave_load::{RawSocket, TestParticipant, connect};
+use conclave_proto::{
+    ClientMessage, ErrorCode, ParticipantId, Permissions, Role, ServerMessage, Source,
+};
+
+const T: Duration = Duration::from_secs(10);
+
+async fn join(url: &str, name: &str) -> (RawSocket, ParticipantId) {
+    let mut s = connect(url).await.unwrap();
+    s.send(&ClientMessage::Join {
+        v: 1,
+        room: ROOM.into(),
+        name: name.into(),
+        password: None,
+        token: None,
+    })
+    .await
+    .unwrap();
+    match s
+        .recv_until(T, |m| matches!(m, ServerMessage::Joined { .. }))
+        .await
+        .unwrap()
+    {
+        ServerMessage::Joined { id, .. } => (s, id),
+        _ => unreachable!(),
+    }
+}
+
+/// Every moderator action, aimed at `target` (a participant) or at the lobby.
+fn every_moderator_action(target: ParticipantId) -> Vec<ClientMessage> {
+    vec![
+        ClientMessage::Mute {
+            participant: target,
+            source: Source::Microphone,
+        },
+        ClientMessage::MuteAll {
+            source: Source::Microphone,
+        },
+        ClientMessage::Allow {
+            participant: target,
+            source: Source::Camera,
+        },
+        ClientMessage::Remove {
+            participant: target,
+            message: None,
+        },
+        ClientMessage::Ban {
+            participant: target,
+            message: None,
+        },
+        ClientMessage::Lock { locked: true },
+        ClientMessage::EndMeeting {},
+        ClientMessage::SetRole {
+            participant: target,
+            role: Role::Moderator,
+        },
+        ClientMessage::SetPassword {
+            password: Some("a fine password".into()),
+        },
+        ClientMessage::SetLobby { enabled: true },
+        ClientMessage::SetPermissions {
+            role: Role::Guest,
+            permissions: Permissions::ALL,
+        },
+        ClientMessage::Admit {
+            participant: ParticipantId(1),
+        },
+        ClientMessage::Deny {
+            participant: ParticipantId(1),
+            message: None,
+        },
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_gets_forbidden_for_every_moderator_action_and_nothing_changes() {
+    let srv = start(|_| {}).await;
+    let (mut host, _) = join(&srv.url, "Host").await;
+    let (mut other, other_id) = join(&srv.url, "Other").await;
+    let (mut g, gid) = join(&srv.url, "Guest").await;
+    // The host makes the third person a guest (in `hosts` mode, anyone not signed in is one).
+    host.send(&ClientMessage::SetRole {
+        participant: gid,
+        role: Role::Guest,
+    })
+    .await
+    .unwrap();
+    let m = g
+        .recv_until(T, |m| matches!(m, ServerMessage::SelfUpdated { .. }))
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            m,
+            ServerMessage::SelfUpdated {
+                role: Role::Guest,
+                ..
+            }
+        ),
+        "{m:?}"
+    );
+    // Drain what everyone got so far.
+    for s in [&mut host, &mut other, &mut g] {
+        s.recv_until(T, |m| matches!(m, ServerMessage::ParticipantUpdated { participant } if participant.role == Role::Guest))
+            .await
+            .unwrap();
+    }
+    let before = srv.server.core_stats().await.unwrap();
+
+    let actions = every_moderator_action(other_id);
+    assert_eq!(actions.len(), conclave_room::access::ModAction::ALL.len());
+    for action in actions {
+        g.send(&action).await.unwrap();
+        // (The raw socket never answers the server's SDP offer; skip it.)
+        let m = g
+            .recv_until(T, |m| !matches!(m, ServerMessage::Offer { .. }))
+            .await
+            .unwrap();
+        match m {
+            ServerMessage::Error(e) => {
+                assert_eq!(e.code, ErrorCode::Forbidden, "{action:?}: {e:?}");
+                assert!(e.message.contains("moderators only"), "{}", e.message);
+            }
+            other => panic!("{action:?}: expected forbidden, got {other:?}"),
+        }
+    }
+    // Nothing changed: the others heard nothing, everyone is still in, and the room works.
+    for s in [&mut host, &mut other] {
+        let heard = s
+            .recv_until(Duration::from_millis(500), |m| {
+                !matches!(m, ServerMessage::Offer { .. })
+            })
+            .await;
+        assert!(heard.is_err(), "someone was told something: {heard:?}");
+    }
+    assert_eq!(srv.server.core_stats().await.unwrap(), before);
+    g.send(&ClientMessage::Chat {
+        text: "still here".into(),
+        to: None,
+    })
+    .await
+    .unwrap();
+    let m = host
+        .recv_until(T, |m| matches!(m, ServerMessage::Chat { .. }))
+        .await
+        .unwrap();
+    assert!(matches!(m, ServerMessage::Chat { from, .. } if from == gid));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_hard_mute_the_muted_participants_rtp_is_not_forwarded() {
+    let srv = start(|_| {}).await;
+    let host = TestParticipant::join(&srv.url, ROOM, "Host").await.unwrap();
+    let muted = TestParticipant::join(&srv.url, ROOM, "Muted")
+        .await
+        .unwrap();
+    let listener = TestParticipant::join(&srv.url, ROOM, "Listener")
+        .await
+        .unwrap();
+    muted.publish(Source::Microphone);
+    muted.publish(Source::Camera);
+    let from = |s| (muted.id, s);
+    eventually("the listener hears the participant", T, || {
+        listener
+            .received()
+            .get(&from(Source::Microphone))
+            .copied()
+            .unwrap_or(0)
+            > 20
+    })
+    .await;
+
+    host.send(ClientMessage::Mute {
+        participant: muted.id,
+        source: Source::Microphone,
+    });
+    eventually("the muted one is told", T, || {
+        muted.observed().messages.iter().any(
+            |m| matches!(m, ServerMessage::SelfUpdated { permissions, .. } if !permissions.unmute),
+        )
+    })
+    .await;
+    // A modified client ignores the mute: its media keeps sending audio, and it even asks
+    // to publish again (refused).
+    muted.send(ClientMessage::Publish {
+        source: Source::Microphone,
+    });
+    eventually("the republish is refused", T, || {
+        muted
+            .observed()
+            .messages
+            .iter()
+            .any(|m| matches!(m, ServerMessage::Error(e) if e.code == ErrorCode::Forbidden))
+    })
+    .await;
+    // Let packets in flight arrive, then count.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let audio_before = listener
+        .received()
+        .get(&from(Source::Microphone))
+        .copied()
+        .unwrap_or(0);
+    let video_before = listener
+        .received()
+        .get(&from(Source::Camera))
+        .copied()
+        .unwrap_or(0);
+    let sent_before = muted.sent();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let audio_after = listener
+        .received()
+        .get(&from(Source::Microphone))
+        .copied()
+        .unwrap_or(0);
+    let video_after = listener
+        .received()
+        .get(&from(Source::Camera))
+        .copied()
+        .unwrap_or(0);
+    assert!(
+        muted.sent() > sent_before + 50,
+        "the muted client kept sending"
+    );
+    assert_eq!(audio_after, audio_before, "muted audio was forwarded");
+    assert!(
+        video_after > video_before + 20,
+        "video must still flow: {video_before} -> {video_after}"
+    );
+    // The host lifts the mute and the participant publishes again: audio flows.
+    host.send(ClientMessage::Allow {
+        participant: muted.id,
+        source: Source::Microphone,
+    });
+    eventually("allowed again", T, || {
+        muted.observed().messages.iter().any(
+            |m| matches!(m, ServerMessage::SelfUpdated { permissions, .. } if permissions.unmute),
+        )
+    })
+    .await;
+    muted.publish(Source::Microphone);
+    eventually("audio flows again", T, || {
+        listener
+            .received()
+            .get(&from(Source::Microphone))
+            .copied()
+            .unwrap_or(0)
+            > audio_after + 20
+    })
+    .await;
+}
