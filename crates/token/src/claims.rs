@@ -22,7 +22,7 @@ pub(crate) fn identity_from_claims(
     now: u64,
 ) -> Result<TokenIdentity, TokenError> {
     let issuer = required_string(claims, "iss")?;
-    if !policy.issuer.iter().any(|i| *i == issuer) {
+    if !policy.issuer.contains(&issuer) {
         return Err(TokenError::WrongIssuer(quote(&issuer)));
     }
     check_audience(claims.get("aud"), policy.audience)?;
@@ -100,7 +100,10 @@ fn required_string(claims: &Map<String, Value>, name: &'static str) -> Result<St
 }
 
 /// A string claim; absent, null and "" all mean "not given".
-fn optional_string(value: Option<&Value>, path: &'static str) -> Result<Option<String>, TokenError> {
+fn optional_string(
+    value: Option<&Value>,
+    path: &'static str,
+) -> Result<Option<String>, TokenError> {
     match value {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if s.is_empty() => Ok(None),
@@ -151,7 +154,10 @@ fn check_audience(aud: Option<&Value>, accepted: &[String]) -> Result<(), TokenE
 }
 
 /// A NumericDate claim: seconds since the epoch, integer or fractional (truncated).
-fn numeric_date(claims: &Map<String, Value>, name: &'static str) -> Result<Option<u64>, TokenError> {
+fn numeric_date(
+    claims: &Map<String, Value>,
+    name: &'static str,
+) -> Result<Option<u64>, TokenError> {
     let invalid = |reason| TokenError::InvalidClaim {
         claim: name,
         reason,

@@ -66,7 +66,9 @@ impl TokenIdentity {
 
     /// Time left until the token expires (without leeway); zero once expired.
     pub fn remaining(&self, now: SystemTime) -> Duration {
-        self.expires_at.duration_since(now).unwrap_or(Duration::ZERO)
+        self.expires_at
+            .duration_since(now)
+            .unwrap_or(Duration::ZERO)
     }
 }
 

@@ -69,7 +69,10 @@ impl JwksUrl {
         if authority.as_str().contains('@') {
             return Err(format!("{url:?} must not contain user info"));
         }
-        let host = authority.host().trim_start_matches('[').trim_end_matches(']');
+        let host = authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
         if host.is_empty() {
             return Err(format!("{url:?} has no host"));
         }

@@ -302,7 +302,9 @@ pub(crate) fn load_private_pem(
     let key = match alg {
         TokenAlgorithm::RS256 => EncodingKey::from_rsa_pem(&bytes),
         TokenAlgorithm::ES256 => EncodingKey::from_ec_pem(&bytes),
-        TokenAlgorithm::HS256 => unreachable!("validate() allows private keys only for RS256/ES256"),
+        TokenAlgorithm::HS256 => {
+            unreachable!("validate() allows private keys only for RS256/ES256")
+        }
     }
     .map_err(|e| bad_key(KEY, path, format!("is not a PEM {alg} private key ({e})")))?;
     Ok(key)

@@ -146,7 +146,9 @@ impl TokenMinter {
             Ok(_) => Ok(()),
             Err(e) => Err(invalid(
                 key,
-                format!("a token signed with this key does not verify with the configured public key ({e})"),
+                format!(
+                    "a token signed with this key does not verify with the configured public key ({e})"
+                ),
             )),
         }
     }
@@ -167,10 +169,13 @@ impl TokenMinter {
             ("subject", request.subject.as_deref()),
             ("email", request.email.as_deref()),
         ] {
-            if let Some(v) = value {
-                if v.is_empty() || v.chars().any(char::is_control) {
-                    return Err(bad(field, "must be non-empty, without control characters".into()));
-                }
+            if let Some(v) = value
+                && (v.is_empty() || v.chars().any(char::is_control))
+            {
+                return Err(bad(
+                    field,
+                    "must be non-empty, without control characters".into(),
+                ));
             }
         }
         let ttl = request.ttl.as_secs();

@@ -290,7 +290,9 @@ fn select_key<'a>(keys: &'a KeySet, kid: Option<&str>) -> Result<&'a DecodingKey
                 .iter()
                 .find(|k| k.kid.as_deref() == Some(kid))
                 .map(|k| &k.key)
-                .ok_or_else(|| TokenError::UnknownKey(Some(kid.chars().take(KID_KEEP_CHARS).collect()))),
+                .ok_or_else(|| {
+                    TokenError::UnknownKey(Some(kid.chars().take(KID_KEEP_CHARS).collect()))
+                }),
             None if set.len() == 1 => Ok(&set[0].key),
             None => Err(TokenError::UnknownKey(None)),
         },
