@@ -442,3 +442,39 @@ fn unknown_key_and_missing_kid() {
         .unwrap_err();
     assert_eq!(err, TokenError::BadSignature);
 }
+
+/// Hostile input beside the parser: every single-character change of a valid token is
+/// refused (never accepted, never a panic), and so is every prefix.
+#[test]
+fn every_one_character_change_is_refused() {
+    let hs = Hs::new();
+    let token = hs256(&hs.secret, &jitsi_payload());
+    hs.verifier
+        .verify(&token, now())
+        .expect("the original verifies");
+    let bytes = token.as_bytes();
+    let mut checked = 0;
+    for i in 0..bytes.len() {
+        for replacement in [b'A', b'z', b'0', b'-', b'.', b'='] {
+            if bytes[i] == replacement {
+                continue;
+            }
+            let mut changed = bytes.to_vec();
+            changed[i] = replacement;
+            let changed = String::from_utf8(changed).unwrap();
+            assert!(
+                hs.verifier.verify(&changed, now()).is_err(),
+                "position {i} -> {:?} was accepted",
+                replacement as char
+            );
+            checked += 1;
+        }
+    }
+    for end in 0..bytes.len() {
+        assert!(
+            hs.verifier.verify(&token[..end], now()).is_err(),
+            "prefix {end}"
+        );
+    }
+    assert!(checked > 1000, "{checked}");
+}
