@@ -1,0 +1,213 @@
+//! Fetching a JSON Web Key Set over HTTPS, bounded: one total timeout covers DNS, connect,
+//! TLS, request and body; the body has a size limit; redirects are not followed; only
+//! `https` URLs are accepted.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper::body::Bytes;
+use hyper::header::{ACCEPT, CONTENT_LENGTH, HOST, USER_AGENT};
+use hyper::{Request, StatusCode, Uri};
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use tokio::net::TcpStream;
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsConnector;
+
+use crate::config::{ConfigError, TokenConfig};
+use crate::keys::read_file;
+
+/// Why fetching `jwks_url` failed. The last good key set stays in use.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JwksFetchError {
+    /// The whole fetch took longer than `jwks_timeout_secs`.
+    #[error("fetching tokens.jwks_url took longer than {0} s (tokens.jwks_timeout_secs)")]
+    Timeout(u64),
+    /// DNS or TCP connect failed.
+    #[error("cannot connect to tokens.jwks_url: {0}")]
+    Connect(String),
+    /// The TLS handshake failed (e.g. untrusted certificate: see tokens.jwks_ca_file).
+    #[error("TLS with tokens.jwks_url failed: {0}")]
+    Tls(String),
+    /// The HTTP exchange failed.
+    #[error("HTTP request to tokens.jwks_url failed: {0}")]
+    Http(String),
+    /// The server answered with a status other than 200 (redirects are not followed).
+    #[error("tokens.jwks_url answered with HTTP status {0}, expected 200")]
+    Status(u16),
+    /// The body is larger than `jwks_max_bytes`.
+    #[error("tokens.jwks_url sent more than {0} bytes (tokens.jwks_max_bytes)")]
+    TooLarge(usize),
+    /// The body is not a key set with a usable key.
+    #[error("tokens.jwks_url: the key set {0}")]
+    Invalid(String),
+}
+
+/// A parsed `https` URL.
+#[derive(Debug, Clone)]
+pub(crate) struct JwksUrl {
+    host: String,
+    port: u16,
+    authority: String,
+    path: String,
+}
+
+impl JwksUrl {
+    /// Parse and check an `https://host[:port]/path` URL.
+    pub(crate) fn parse(url: &str) -> Result<JwksUrl, String> {
+        let uri: Uri = url
+            .parse()
+            .map_err(|e| format!("{url:?} is not a URL ({e})"))?;
+        if uri.scheme_str() != Some("https") {
+            return Err(format!("{url:?} must be an https:// URL"));
+        }
+        let authority = uri
+            .authority()
+            .ok_or_else(|| format!("{url:?} has no host"))?;
+        if authority.as_str().contains('@') {
+            return Err(format!("{url:?} must not contain user info"));
+        }
+        let host = authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        if host.is_empty() {
+            return Err(format!("{url:?} has no host"));
+        }
+        Ok(JwksUrl {
+            host: host.to_string(),
+            port: authority.port_u16().unwrap_or(443),
+            authority: authority.as_str().to_string(),
+            path: uri
+                .path_and_query()
+                .map(|p| p.as_str().to_string())
+                .unwrap_or_else(|| "/".to_string()),
+        })
+    }
+}
+
+/// Fetches one URL with fixed limits and trust roots.
+pub(crate) struct JwksFetcher {
+    url: JwksUrl,
+    timeout: Duration,
+    max_bytes: usize,
+    tls: TlsConnector,
+}
+
+/// Aborts the connection task when the fetch ends or is dropped (e.g. on timeout).
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl JwksFetcher {
+    /// Build from a validated config with `jwks_url` set.
+    pub(crate) fn new(config: &TokenConfig, url: &str) -> Result<JwksFetcher, ConfigError> {
+        let url = JwksUrl::parse(url).map_err(|r| crate::config::invalid("jwks_url", r))?;
+        let mut roots = rustls::RootCertStore::empty();
+        if let Some(path) = &config.jwks_ca_file {
+            let pem = read_file("jwks_ca_file", path)?;
+            let bad = |reason: String| ConfigError::BadKey {
+                key: "jwks_ca_file",
+                location: path.display().to_string(),
+                reason,
+            };
+            for cert in CertificateDer::pem_slice_iter(&pem) {
+                let cert = cert.map_err(|e| bad(format!("is not a PEM certificate file ({e})")))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| bad(format!("holds an unusable certificate ({e})")))?;
+            }
+            if roots.is_empty() {
+                return Err(bad("holds no certificate".into()));
+            }
+        } else {
+            let found = rustls_native_certs::load_native_certs();
+            roots.add_parsable_certificates(found.certs);
+            if roots.is_empty() {
+                return Err(crate::config::invalid(
+                    "jwks_url",
+                    "no trusted CA certificates found on this system; install \
+                     ca-certificates or set tokens.jwks_ca_file",
+                ));
+            }
+        }
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| crate::config::invalid("jwks_url", format!("TLS setup failed: {e}")))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(JwksFetcher {
+            url,
+            timeout: Duration::from_secs(config.jwks_timeout_secs),
+            max_bytes: config.jwks_max_bytes,
+            tls: TlsConnector::from(Arc::new(tls)),
+        })
+    }
+
+    /// Fetch the body, within the timeout and size limit.
+    pub(crate) async fn fetch(&self) -> Result<Vec<u8>, JwksFetchError> {
+        match tokio::time::timeout(self.timeout, self.fetch_unbounded()).await {
+            Ok(r) => r,
+            Err(_) => Err(JwksFetchError::Timeout(self.timeout.as_secs())),
+        }
+    }
+
+    async fn fetch_unbounded(&self) -> Result<Vec<u8>, JwksFetchError> {
+        let url = &self.url;
+        let tcp = TcpStream::connect((url.host.as_str(), url.port))
+            .await
+            .map_err(|e| JwksFetchError::Connect(e.to_string()))?;
+        let name = ServerName::try_from(url.host.clone())
+            .map_err(|e| JwksFetchError::Tls(format!("invalid server name: {e}")))?;
+        let tls = self
+            .tls
+            .connect(name, tcp)
+            .await
+            .map_err(|e| JwksFetchError::Tls(e.to_string()))?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+            .await
+            .map_err(|e| JwksFetchError::Http(e.to_string()))?;
+        let _conn = AbortOnDrop(tokio::spawn(async move {
+            let _ = conn.await;
+        }));
+        let request = Request::get(url.path.as_str())
+            .header(HOST, url.authority.as_str())
+            .header(ACCEPT, "application/jwk-set+json, application/json")
+            .header(USER_AGENT, "conclave")
+            .body(Empty::<Bytes>::new())
+            .map_err(|e| JwksFetchError::Http(e.to_string()))?;
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| JwksFetchError::Http(e.to_string()))?;
+        if response.status() != StatusCode::OK {
+            return Err(JwksFetchError::Status(response.status().as_u16()));
+        }
+        let declared = response
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > self.max_bytes as u64) {
+            return Err(JwksFetchError::TooLarge(self.max_bytes));
+        }
+        let body = Limited::new(response.into_body(), self.max_bytes)
+            .collect()
+            .await
+            .map_err(|e| {
+                if e.is::<http_body_util::LengthLimitError>() {
+                    JwksFetchError::TooLarge(self.max_bytes)
+                } else {
+                    JwksFetchError::Http(e.to_string())
+                }
+            })?;
+        Ok(body.to_bytes().to_vec())
+    }
+}
