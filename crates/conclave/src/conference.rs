@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 
 use conclave_media::{MediaEvent, MediaPlane};
 use conclave_proto::{ClientMessage, ErrorCode, LeaveReason, ProtocolError, ServerMessage};
@@ -49,20 +49,55 @@ pub enum ToConference {
     Stats(oneshot::Sender<CoreStats>),
 }
 
-/// Verifies an invitation token (signature, expiry, audience, issuer) and says who it names;
-/// the room core then decides what that identity may do.
-pub type TokenCheck = Arc<dyn Fn(&str) -> Result<Identity, String> + Send + Sync>;
+/// Verifies an invitation token (signature, expiry, audience, issuer) and says who it names
+/// and when it expires; the room core then decides what that identity may do.
+pub type TokenCheck = Arc<dyn Fn(&str) -> Result<(Identity, SystemTime), String> + Send + Sync>;
+
+/// Token checking for the conference task.
+#[derive(Clone)]
+pub struct Tokens {
+    /// The verifier.
+    pub check: TokenCheck,
+    /// End the session of a participant whose token expires during the meeting.
+    pub enforce_expiry: bool,
+}
 
 /// Run the conference task until every sender is gone.
 pub async fn run(
     mut core: RoomCore,
-    tokens: Option<TokenCheck>,
+    tokens: Option<Tokens>,
     max_connections: usize,
     media: Arc<MediaPlane>,
     mut rx: mpsc::UnboundedReceiver<ToConference>,
 ) {
     let mut conns: HashMap<ConnId, mpsc::UnboundedSender<Outbound>> = HashMap::new();
-    while let Some(msg) = rx.recv().await {
+    // Sessions whose token expires during the meeting (only with `enforce_expiry`).
+    let mut expiries: HashMap<ConnId, SystemTime> = HashMap::new();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        let msg = tokio::select! {
+            m = rx.recv() => match m {
+                Some(m) => m,
+                None => break,
+            },
+            _ = tick.tick(), if !expiries.is_empty() => {
+                let wall = SystemTime::now();
+                let expired: Vec<ConnId> =
+                    expiries.iter().filter(|(_, t)| **t <= wall).map(|(c, _)| *c).collect();
+                for c in expired {
+                    expiries.remove(&c);
+                    let bye = ServerMessage::Bye {
+                        reason: LeaveReason::Removed,
+                        message: Some("your invitation expired".into()),
+                    };
+                    send(&conns, c, Outbound::Message(bye));
+                    send(&conns, c, Outbound::Close);
+                    let effects = core.handle(Instant::now(), Input::Closed(c, LeaveReason::Removed));
+                    run_effects(&conns, &media, effects);
+                }
+                continue;
+            }
+        };
         let now = Instant::now();
         let effects = match msg {
             ToConference::Open {
@@ -84,12 +119,14 @@ pub async fn run(
                     Input::Closed(c, _) => Some(*c),
                     _ => None,
                 };
-                let effects = match join_with_token(&mut core, now, tokens.as_ref(), &input) {
-                    Some(effects) => effects,
-                    None => core.handle(now, input),
-                };
+                let effects =
+                    match join_with_token(&mut core, now, tokens.as_ref(), &input, &mut expiries) {
+                        Some(effects) => effects,
+                        None => core.handle(now, input),
+                    };
                 if let Some(c) = closed {
                     conns.remove(&c);
+                    expiries.remove(&c);
                 }
                 effects
             }
@@ -127,8 +164,9 @@ fn run_effects(
 fn join_with_token(
     core: &mut RoomCore,
     now: Instant,
-    tokens: Option<&TokenCheck>,
+    tokens: Option<&Tokens>,
     input: &Input,
+    expiries: &mut HashMap<ConnId, SystemTime>,
 ) -> Option<Vec<Effect>> {
     let Input::Message(
         conn,
@@ -142,10 +180,13 @@ fn join_with_token(
     let conn = *conn;
     let verdict = match tokens {
         None => Err("this server does not accept invitation tokens".to_owned()),
-        Some(check) => check(token),
+        Some(t) => (t.check)(token),
     };
     match verdict {
-        Ok(identity) => {
+        Ok((identity, expires)) => {
+            if tokens.is_some_and(|t| t.enforce_expiry) {
+                expiries.insert(conn, expires);
+            }
             let mut effects = core.handle(now, Input::Identified(conn, identity));
             effects.extend(core.handle(now, input.clone()));
             Some(effects)

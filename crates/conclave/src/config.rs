@@ -43,6 +43,11 @@ pub struct Config {
     pub access: AccessConfig,
     /// Backoff and lockout for password guesses (room passwords, sign-in).
     pub attempts: AttemptsConfig,
+    /// Invitation/identity tokens (JWT, compatible with Jitsi's).
+    pub tokens: conclave_token::TokenConfig,
+    /// The URL people use to reach this server, for invite links (`conclave token`).
+    /// Default: `https://<listen>`.
+    pub public_url: Option<String>,
 }
 
 /// `[access]`
@@ -288,6 +293,8 @@ impl Default for Config {
             meeting: MeetingConfig::default(),
             access: AccessConfig::default(),
             attempts: AttemptsConfig::default(),
+            tokens: conclave_token::TokenConfig::default(),
+            public_url: None,
         }
     }
 }
@@ -428,7 +435,23 @@ impl Config {
         if t.backoff_max_secs == 0 || t.lockout_secs == 0 {
             bail!("attempts.backoff_max_secs and attempts.lockout_secs must be at least 1");
         }
+        if self.tokens.enabled {
+            self.tokens.validate()?;
+        }
+        if let Some(u) = &self.public_url
+            && !u.starts_with("https://")
+        {
+            bail!("public_url must start with https://");
+        }
         Ok(())
+    }
+
+    /// Base URL for links: `public_url`, or `https://<listen>`.
+    pub fn base_url(&self) -> String {
+        match &self.public_url {
+            Some(u) => u.trim_end_matches('/').to_owned(),
+            None => format!("https://{}", self.listen),
+        }
     }
 
     /// IP the media socket binds to.
@@ -535,7 +558,21 @@ mod tests {
         let text = std::fs::read_to_string(&path).unwrap();
         // Every commented-out `key = value` line (but the optional ones, whose default is
         // "unset"), uncommented, must parse to the defaults.
-        let optional = ["media_bind_ip", "public_ip", "cert", "key"];
+        let optional = [
+            "media_bind_ip",
+            "public_ip",
+            "public_url",
+            "cert",
+            "key",
+            "secret",
+            "secret_file",
+            "public_key_file",
+            "private_key_file",
+            "key_id",
+            "jwks_file",
+            "jwks_url",
+            "jwks_ca_file",
+        ];
         let uncommented: String = text
             .lines()
             .filter_map(|l| {

@@ -4,6 +4,7 @@
 pub mod conference;
 pub mod config;
 pub mod http;
+pub mod invite;
 pub mod tls;
 pub mod ws;
 
@@ -66,9 +67,20 @@ impl Server {
             config.meeting.settings(),
             config.access_policy(),
         );
+        let mut tasks = Vec::new();
+        let tokens = if config.tokens.enabled {
+            let verifier = conclave_token::TokenVerifier::from_config(&config.tokens)
+                .context("cannot use the [tokens] configuration")?;
+            if config.tokens.jwks_url.is_some() {
+                tasks.push(tokio::spawn(verifier.clone().run_jwks_refresh()));
+            }
+            Some(invite::tokens(verifier))
+        } else {
+            None
+        };
         let conference = tokio::spawn(conference::run(
             core,
-            None,
+            tokens,
             config.limits.max_connections,
             media.clone(),
             conf_rx,
@@ -83,7 +95,10 @@ impl Server {
             https_addr,
             media,
             conf: conf_tx,
-            tasks: vec![conference, accept],
+            tasks: {
+                tasks.extend([conference, accept]);
+                tasks
+            },
         })
     }
 

@@ -22,6 +22,36 @@ enum Command {
     Serve(ServeArgs),
     /// Print the documented example configuration with every option and its default.
     ConfigExample,
+    /// Print an invite link with a signed token ([tokens] must be configured with a key).
+    Token(TokenArgs),
+}
+
+#[derive(clap::Args)]
+struct TokenArgs {
+    /// TOML config file (the same as for `serve`).
+    #[arg(long, env = "CONCLAVE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Room ID the link is for ("*" prints a token valid for every room).
+    #[arg(long)]
+    room: String,
+    /// Display name of the invited person (read-only in the meeting).
+    #[arg(long)]
+    name: String,
+    /// Join as moderator.
+    #[arg(long)]
+    moderator: bool,
+    /// Skip the lobby.
+    #[arg(long)]
+    lobby_bypass: bool,
+    /// Lifetime, e.g. 30m, 1h, 7d.
+    #[arg(long, default_value = "1h")]
+    ttl: String,
+    /// E-mail address to put in the token.
+    #[arg(long)]
+    email: Option<String>,
+    /// User id to put in the token (bans hold on to it) [default: random]
+    #[arg(long)]
+    user_id: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -92,6 +122,24 @@ fn main() -> Result<()> {
     match cli.command {
         Command::ConfigExample => {
             print!("{}", include_str!("../../../conclave.example.toml"));
+            Ok(())
+        }
+        Command::Token(args) => {
+            let config =
+                Config::load(args.config.as_deref(), std::env::vars(), toml::Table::new())?;
+            let link = conclave::invite::invite(
+                &config,
+                conclave::invite::InviteRequest {
+                    room: args.room,
+                    name: args.name,
+                    moderator: args.moderator,
+                    lobby_bypass: args.lobby_bypass,
+                    ttl: conclave::invite::parse_ttl(&args.ttl)?,
+                    email: args.email,
+                    user_id: args.user_id,
+                },
+            )?;
+            println!("{link}");
             Ok(())
         }
         Command::Serve(args) => {
