@@ -198,6 +198,17 @@ export class Roster {
     this.#layout();
   }
 
+  /**
+   * Remove the tiles of everyone else who is not in `ids` (after a reconnect), quietly.
+   * @param {string[]} ids
+   */
+  retain(ids) {
+    const keep = new Set(ids);
+    for (const id of [...this.#tiles.keys()]) {
+      if (id !== SELF && !keep.has(id)) this.remove(id);
+    }
+  }
+
   /** Remove every tile, the own one too. */
   clear() {
     for (const id of [...this.#tiles.keys()]) this.remove(id);
