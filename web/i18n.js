@@ -111,6 +111,12 @@ const en = {
   reconnectFailed: 'Could not reconnect. Check the network, then try again.',
   rejoin: 'Rejoin',
   screenShareEndedByLoss: 'Your screen sharing ended when the connection was lost. Share again if you like.',
+  speaking: 'Speaking',
+  qualityGood: 'Good',
+  qualityFair: 'Fair',
+  qualityPoor: 'Poor',
+  qualityLabel: 'Connection: {quality}',
+  selfQualityLabel: 'Your connection: {quality}',
 };
 
 /** @typedef {keyof typeof en} MessageKey */
@@ -224,6 +230,12 @@ const catalogs = {
     rejoin: 'Erneut beitreten',
     screenShareEndedByLoss:
       'Ihre Bildschirmfreigabe wurde beendet, als die Verbindung abriss. Teilen Sie den Bildschirm bei Bedarf erneut.',
+    speaking: 'Spricht',
+    qualityGood: 'Gut',
+    qualityFair: 'Mittel',
+    qualityPoor: 'Schlecht',
+    qualityLabel: 'Verbindung: {quality}',
+    selfQualityLabel: 'Ihre Verbindung: {quality}',
   },
 };
 

@@ -12,7 +12,9 @@ import { limitVideoHeight } from './media.js';
 import { onLocaleChange, t } from './i18n.js';
 import { roomLink } from './home.js';
 import { announce, byId, clearAlert, copyLink, setStatus, showAlert } from './page.js';
-import { Roster } from './tiles.js';
+import { Roster, SELF, createQualityBadge, drawQuality } from './tiles.js';
+import { MeetingStats, levelFromRms } from './stats.js';
+import { SpeakerDetector } from './speaker.js';
 
 /** @typedef {import('./protocol.js').DeviceSource} Source */
 /** @typedef {import('./protocol.js').ProtocolError} ProtocolError */
@@ -99,6 +101,10 @@ export function showRoom(room) {
   let joinedName = '';
   /** Joining again after the connection was lost; null when not. @type {Reconnector | null} */
   let reconnector = null;
+  /** Reads the statistics of the current session. @type {MeetingStats | null} */
+  let meetingStats = null;
+  const speakers = new SpeakerDetector(SELF);
+  const selfQuality = createQualityBadge(byId('self-quality', HTMLSpanElement));
   /** The text of the connection banner. @type {{key: MessageKey, params?: Record<string, number>} | null} */
   let connectionMessage = null;
 
@@ -255,7 +261,40 @@ export function showRoom(room) {
     }
     Object.assign(window, { conclave: { session: current, pc: current.pc } });
     for (const [source, track] of devices.tracks) current.setSource(source, track);
+    watch(current);
     return current;
+  }
+
+  /**
+   * Read `current`'s statistics: who speaks (the others' audio, our microphone) and how good
+   * the connections are.
+   * @param {ConclaveSession} current
+   */
+  function watch(current) {
+    unwatch();
+    const pc = current.pc;
+    if (!pc) return;
+    meetingStats = new MeetingStats(pc, () => current.trackMap, (report) => {
+      if (session !== current) return;
+      const levels = new Map(report.levels);
+      levels.set(SELF, levelFromRms(devices.takeMicrophoneRms()));
+      const state = speakers.update(performance.now(), levels);
+      roster.setSpeaking(state.speaking);
+      roster.setQualities(report.quality);
+      selfQuality.quality = report.self;
+      drawQuality(selfQuality, true);
+    });
+  }
+
+  /** Stop reading statistics and show nothing of them. */
+  function unwatch() {
+    meetingStats?.stop();
+    meetingStats = null;
+    speakers.reset();
+    roster.setSpeaking(null);
+    roster.setQualities(new Map());
+    selfQuality.quality = 'unknown';
+    drawQuality(selfQuality, true);
   }
 
   /**
@@ -307,6 +346,7 @@ export function showRoom(room) {
     });
     current.on('participantleft', ({ id }) => {
       const left = roster.nameOf(id);
+      speakers.forget(id);
       roster.remove(id);
       if (left !== undefined) announce('personLeft', { name: left });
       updateAloneHint();
@@ -473,6 +513,7 @@ export function showRoom(room) {
   function onSessionEnded(ended, reason) {
     if (session !== ended) return;
     session = null;
+    unwatch();
     if (isConnectionLoss(reason) && ui.view.dataset.phase === 'meeting') {
       startReconnect();
       return;
@@ -491,6 +532,7 @@ export function showRoom(room) {
     const current = session;
     session = null;
     current?.leave();
+    unwatch();
     drawConnection('connected');
     roster.clear();
     chat.clear();
@@ -553,6 +595,7 @@ export function showRoom(room) {
     else session?.leave();
   });
   ui.rejoinButton.addEventListener('click', () => reconnector?.restart());
+  onLocaleChange(() => drawQuality(selfQuality, true));
   window.addEventListener('online', () => reconnector?.tryNow());
   onLocaleChange(drawConnectionText);
   ui.nameInput.focus();
