@@ -112,6 +112,7 @@ const en = {
   rejoin: 'Rejoin',
   screenShareEndedByLoss: 'Your screen sharing ended when the connection was lost. Share again if you like.',
   speaking: 'Speaking',
+  speakerView: 'Speaker view',
   qualityGood: 'Good',
   qualityFair: 'Fair',
   qualityPoor: 'Poor',
@@ -231,6 +232,7 @@ const catalogs = {
     screenShareEndedByLoss:
       'Ihre Bildschirmfreigabe wurde beendet, als die Verbindung abriss. Teilen Sie den Bildschirm bei Bedarf erneut.',
     speaking: 'Spricht',
+    speakerView: 'Sprecheransicht',
     qualityGood: 'Gut',
     qualityFair: 'Mittel',
     qualityPoor: 'Schlecht',

@@ -66,6 +66,7 @@ export function showRoom(room) {
     chatInput: byId('chat-input', HTMLInputElement),
     handButton: byId('hand-button', HTMLButtonElement),
     screenButton: byId('screen-button', HTMLButtonElement),
+    layoutButton: byId('layout-button', HTMLButtonElement),
     /** @type {Record<Source, HTMLButtonElement>} */
     toggles: {
       microphone: byId('microphone-toggle', HTMLButtonElement),
@@ -179,6 +180,7 @@ export function showRoom(room) {
     ui.chatButton.hidden = !meeting;
     ui.handButton.hidden = !meeting;
     ui.screenButton.hidden = !meeting || typeof navigator.mediaDevices?.getDisplayMedia !== 'function';
+    ui.layoutButton.hidden = !meeting;
     ui.leaveButton.hidden = !meeting;
     drawPanels();
   }
@@ -280,6 +282,7 @@ export function showRoom(room) {
       levels.set(SELF, levelFromRms(devices.takeMicrophoneRms()));
       const state = speakers.update(performance.now(), levels);
       roster.setSpeaking(state.speaking);
+      roster.setFeatured(state.recent);
       roster.setQualities(report.quality);
       selfQuality.quality = report.self;
       drawQuality(selfQuality, true);
@@ -595,6 +598,11 @@ export function showRoom(room) {
     else session?.leave();
   });
   ui.rejoinButton.addEventListener('click', () => reconnector?.restart());
+  ui.layoutButton.addEventListener('click', () => {
+    const speaker = roster.layout !== 'speaker';
+    roster.setLayout(speaker ? 'speaker' : 'grid');
+    ui.layoutButton.setAttribute('aria-pressed', String(speaker));
+  });
   onLocaleChange(() => drawQuality(selfQuality, true));
   window.addEventListener('online', () => reconnector?.tryNow());
   onLocaleChange(drawConnectionText);

@@ -31,7 +31,7 @@ import { onLocaleChange, t } from './i18n.js';
  */
 
 /** @typedef {import('./stats.js').Quality} Quality */
-
+/** @typedef {'grid' | 'speaker'} Layout */
 
 /**
  * A shared screen, shown larger than the tiles, above them.
@@ -44,6 +44,9 @@ import { onLocaleChange, t } from './i18n.js';
 
 /** The key of the own tile and list entry (participant IDs are 16 hex digits). */
 export const SELF = 'self';
+
+/** The width of a tile in the strip of the speaker view, in CSS pixels. */
+const STRIP_TILE_PX = 160;
 
 /** The catalog key of each quality's word. @type {Record<Exclude<Quality, 'unknown'>, import('./i18n.js').MessageKey>} */
 const QUALITY_WORDS = { good: 'qualityGood', fair: 'qualityFair', poor: 'qualityPoor' };
@@ -102,6 +105,10 @@ export class Roster {
   /** Remote tracks by participant and source, kept even if a track arrives before its tile. */
   /** @type {Map<string, Map<Source, RemoteTrack>>} */
   #remote = new Map();
+  /** @type {Layout} */
+  #layoutMode = 'grid';
+  /** Who the speaker view shows large, if the caller has a wish. @type {string | null} */
+  #featured = null;
   /** The key of the highlighted tile. @type {string | null} */
   #speaking = null;
 
@@ -252,6 +259,31 @@ export class Roster {
       badge.quality = quality;
       drawQuality(badge);
     }
+  }
+
+  /** The layout now. @returns {Layout} */
+  get layout() {
+    return this.#layoutMode;
+  }
+
+  /**
+   * Grid (every tile alike) or speaker view (one large, the others in a strip).
+   * @param {Layout} layout
+   */
+  setLayout(layout) {
+    this.#layoutMode = layout;
+    this.#layout();
+  }
+
+  /**
+   * Whom the speaker view shows large: participant `id` (the one who spoke last), or with
+   * null the first of the others. A shared screen goes before either.
+   * @param {string | null} id
+   */
+  setFeatured(id) {
+    if (id === this.#featured) return;
+    this.#featured = id;
+    if (this.#layoutMode === 'speaker') this.#layout();
   }
 
   /** Remove every tile, the own one too. */
@@ -430,11 +462,47 @@ export class Roster {
     this.#grid.dataset.count = String(count);
     this.#heading.textContent = t('participantsCount', { count });
     this.#count.textContent = String(count);
+    this.#grid.dataset.layout = this.#layoutMode;
+    this.#presentations.dataset.layout = this.#layoutMode;
+    const featured = this.#layoutMode === 'speaker' ? this.#featuredKey() : null;
+    for (const [key, tile] of this.#tiles) {
+      if (key === featured) tile.root.dataset.featured = 'true';
+      else delete tile.root.dataset.featured;
+    }
     if (this.#grid.hidden) return;
     const area = this.#measure();
+    if (this.#layoutMode === 'speaker') {
+      // One large tile above a strip of small ones (all in the strip while a screen is shown).
+      const strip = count - (featured === null ? 0 : 1);
+      const perRow = Math.max(1, Math.floor((area.width + area.gap) / (STRIP_TILE_PX + area.gap)));
+      const stripRows = Math.ceil(strip / perRow);
+      const stripHeight = stripRows * (STRIP_TILE_PX / TILE_ASPECT + area.gap);
+      const featureWidth = Math.max(
+        STRIP_TILE_PX,
+        Math.min(area.width, (area.height - stripHeight) * TILE_ASPECT),
+      );
+      this.#grid.dataset.cols = String(perRow);
+      this.#grid.style.setProperty('--tile-width', `${STRIP_TILE_PX}px`);
+      this.#grid.style.setProperty('--feature-width', `${Math.floor(featureWidth)}px`);
+      return;
+    }
     const shape = bestGrid(count, area.width, area.height, area.gap);
     this.#grid.dataset.cols = String(shape.cols);
     this.#grid.style.setProperty('--tile-width', `${Math.floor(shape.tileWidth)}px`);
+  }
+
+  /**
+   * The tile the speaker view shows large: none while a screen is shown; else the wished
+   * participant, the first of the others, or ourselves when alone.
+   * @returns {string | null}
+   */
+  #featuredKey() {
+    if (this.#shown.size > 0) return null;
+    if (this.#featured !== null && this.#featured !== SELF && this.#tiles.has(this.#featured)) {
+      return this.#featured;
+    }
+    for (const key of this.#tiles.keys()) if (key !== SELF) return key;
+    return this.#tiles.has(SELF) ? SELF : null;
   }
 }
 

@@ -1,6 +1,6 @@
 // What the meeting view shows about the people in it: who is speaking (from the audio that
-// really arrives: Chromium's fake microphone beeps), and the quality of every connection
-// (from getStats()).
+// really arrives: Chromium's fake microphone beeps), a speaker view next to the grid, and the
+// quality of every connection (from getStats()).
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -106,6 +106,79 @@ test('the tile of whoever speaks is highlighted, with words, for everyone; a sil
         return Object.values(tiles).every((v) => v === 'false');
       });
     }
+    for (const p of ps) await expectNoAlert(p);
+  });
+});
+
+test('the speaker view shows the speaker large and the others in a strip, by keyboard, and a shared screen first', { timeout: TEST_TIMEOUT_MS }, async () => {
+  const srv = suite.server;
+  const br = suite.browser;
+  await withParticipants('speaker-view', srv, async (ps) => {
+    const room = `${srv.url}/r/${randomRoomId()}`;
+    const [ada, bob, cy] = await Promise.all(['ada', 'bob', 'cy'].map((label) => openParticipant(br, room, { label })));
+    ps.push(ada, bob, cy);
+    const adaId = await joinMeeting(ada);
+    const bobId = await joinMeeting(bob);
+    await joinMeeting(cy);
+    await setToggles(ada, ['Camera', 'Microphone'], true);
+    await setToggles(bob, ['Camera'], true);
+    const { page } = cy;
+    for (const id of [adaId, bobId]) {
+      await waitFor(`cy to show the video of ${id}`, () =>
+        page.evaluate((pid) => {
+          const v = document.querySelector(`.tile[data-participant-id="${pid}"] video`);
+          return v instanceof HTMLVideoElement && !v.hidden && v.videoWidth > 0;
+        }, id),
+      );
+    }
+    const grid = page.locator('#grid');
+    const button = page.getByRole('button', { name: 'Speaker view', exact: true });
+    assert.equal(await grid.getAttribute('data-layout'), 'grid');
+    assert.equal(await button.getAttribute('aria-pressed'), 'false');
+
+    // Reach the switch with Tab alone, and turn it on with Space.
+    await page.locator('body').focus();
+    await waitFor('Tab to reach the speaker view switch', async () => {
+      await page.keyboard.press('Tab');
+      return button.evaluate((el) => el === document.activeElement);
+    }, { interval: 0, timeout: 20_000 });
+    await page.keyboard.press('Space');
+    await waitFor('the speaker view', async () => (await grid.getAttribute('data-layout')) === 'speaker');
+    assert.equal(await button.getAttribute('aria-pressed'), 'true');
+
+    // Ada speaks: her tile is the large one; the others are small, in the strip below it.
+    const sizes = await waitFor('ada to be shown large', () =>
+      page.evaluate((id) => {
+        const featured = document.querySelectorAll('#grid > .tile[data-featured="true"]');
+        if (featured.length !== 1 || /** @type {HTMLElement} */ (featured[0]).dataset.participantId !== id) return null;
+        const big = featured[0].getBoundingClientRect();
+        const small = [...document.querySelectorAll('#grid > .tile:not([data-featured])')].map((el) => el.getBoundingClientRect());
+        return { big: { width: big.width, bottom: big.bottom }, small: small.map((r) => ({ width: r.width, top: r.top })) };
+      }, adaId),
+    );
+    assert.equal(sizes.small.length, 2, 'two tiles in the strip');
+    for (const s of sizes.small) {
+      assert.ok(s.width * 2 < sizes.big.width, `strip tile ${s.width}px vs large ${sizes.big.width}px`);
+      assert.ok(s.top >= sizes.big.bottom, 'the strip is below the large tile');
+    }
+
+    // A shared screen takes the large place: every tile goes to the strip.
+    await bob.page.getByRole('button', { name: 'Share screen', exact: true }).click();
+    await page.locator(`.presentation[data-participant-id="${bobId}"]`).waitFor({ state: 'visible' });
+    await waitFor('no large tile while a screen is shown', () =>
+      page.evaluate(() => document.querySelectorAll('#grid > .tile[data-featured]').length === 0),
+    );
+    await bob.page.getByRole('button', { name: 'Share screen', exact: true }).click();
+    await waitFor('a large tile again after the screen went', () =>
+      page.evaluate(() => document.querySelectorAll('#grid > .tile[data-featured="true"]').length === 1),
+    );
+
+    // Enter switches back to the grid: every tile alike again.
+    await button.focus();
+    await page.keyboard.press('Enter');
+    await waitFor('the grid again', async () => (await grid.getAttribute('data-layout')) === 'grid');
+    assert.equal(await button.getAttribute('aria-pressed'), 'false');
+    assert.equal(await page.locator('#grid > .tile[data-featured]').count(), 0);
     for (const p of ps) await expectNoAlert(p);
   });
 });
