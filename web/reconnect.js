@@ -61,7 +61,7 @@ export class Reconnector {
   #trying = false;
   /** Finished: joined, stopped, cancelled, or gave up. */
   #over = false;
-  /** Finished by giving up (only then does `restart` apply). */
+  /** Finished by giving up (only then does `restart` apply: no attempt is under way). */
   #gaveUp = false;
 
   /**
@@ -85,9 +85,9 @@ export class Reconnector {
     this.#schedule();
   }
 
-  /** After giving up (or at any time): start over, with an attempt right now. */
+  /** After giving up: start over, with an attempt right now. (Otherwise it does nothing.) */
   restart() {
-    if (this.#over && !this.#gaveUp) return;
+    if (!this.#gaveUp) return;
     this.#round++;
     clearTimeout(this.#timer);
     this.#over = false;
