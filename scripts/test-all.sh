@@ -22,8 +22,9 @@ step "format and lints"
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --release -- -D warnings
 
-step "web client type check"
+step "web client type check and logic tests"
 npm run --silent typecheck
+node --test tests/web/
 
 step "build"
 cargo build --release --workspace

@@ -111,6 +111,14 @@ export class LocalDevices {
     return this.#tracks.get(source) ?? null;
   }
 
+  /**
+   * The microphone's root mean square level (0…1) since the last call; 0 while it is off.
+   * @returns {number}
+   */
+  takeMicrophoneRms() {
+    return this.#meter?.takeRms() ?? 0;
+  }
+
   /** Every live track. @returns {[Source, MediaStreamTrack][]} */
   get tracks() {
     return [...this.#tracks];

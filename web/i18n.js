@@ -104,6 +104,20 @@ const en = {
   screenShareStopped: 'You stopped sharing your screen.',
   screenShareFailed: 'Could not share the screen: {error}',
   personSharesScreen: '{name} is sharing their screen',
+  connectionLost: 'The connection was lost. Reconnecting…',
+  reconnecting: 'Connection lost. Reconnecting…',
+  reconnectingAttempt: 'Connection lost. Reconnecting… (attempt {n})',
+  reconnected: 'Reconnected.',
+  reconnectFailed: 'Could not reconnect. Check the network, then try again.',
+  rejoin: 'Rejoin',
+  screenShareEndedByLoss: 'Your screen sharing ended when the connection was lost. Share again if you like.',
+  speaking: 'Speaking',
+  speakerView: 'Speaker view',
+  qualityGood: 'Good',
+  qualityFair: 'Fair',
+  qualityPoor: 'Poor',
+  qualityLabel: 'Connection: {quality}',
+  selfQualityLabel: 'Your connection: {quality}',
 };
 
 /** @typedef {keyof typeof en} MessageKey */
@@ -208,6 +222,22 @@ const catalogs = {
     screenShareStopped: 'Sie teilen Ihren Bildschirm nicht mehr.',
     screenShareFailed: 'Der Bildschirm konnte nicht geteilt werden: {error}',
     personSharesScreen: '{name} teilt den Bildschirm',
+    connectionLost: 'Die Verbindung ist abgerissen. Verbinde erneut …',
+    reconnecting: 'Verbindung abgerissen. Verbinde erneut …',
+    reconnectingAttempt: 'Verbindung abgerissen. Verbinde erneut … (Versuch {n})',
+    reconnected: 'Wieder verbunden.',
+    reconnectFailed:
+      'Die Verbindung konnte nicht wiederhergestellt werden. Prüfen Sie das Netzwerk und versuchen Sie es dann erneut.',
+    rejoin: 'Erneut beitreten',
+    screenShareEndedByLoss:
+      'Ihre Bildschirmfreigabe wurde beendet, als die Verbindung abriss. Teilen Sie den Bildschirm bei Bedarf erneut.',
+    speaking: 'Spricht',
+    speakerView: 'Sprecheransicht',
+    qualityGood: 'Gut',
+    qualityFair: 'Mittel',
+    qualityPoor: 'Schlecht',
+    qualityLabel: 'Verbindung: {quality}',
+    selfQualityLabel: 'Ihre Verbindung: {quality}',
   },
 };
 

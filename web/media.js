@@ -163,6 +163,9 @@ export class LevelMeter {
   #context = null;
   /** @type {ReturnType<typeof setInterval> | undefined} */
   #timer;
+  /** Sum of the mean squares of the windows measured since `takeRms` last ran. */
+  #power = 0;
+  #windows = 0;
 
   /**
    * @param {MediaStreamTrack} track
@@ -184,9 +187,23 @@ export class LevelMeter {
       let sum = 0;
       for (const s of samples) sum += s * s;
       const rms = Math.sqrt(sum / samples.length);
+      this.#power += rms * rms;
+      this.#windows++;
       const db = rms > 0 ? 20 * Math.log10(rms) : -Infinity;
       onLevel(Math.min(1, Math.max(0, (db - LEVEL_FLOOR_DB) / -LEVEL_FLOOR_DB)));
     }, LEVEL_INTERVAL_MS);
+  }
+
+  /**
+   * The root mean square level (0…1) of everything measured since the last call: the same
+   * measure stats.js derives for the others' audio.
+   * @returns {number}
+   */
+  takeRms() {
+    const rms = this.#windows > 0 ? Math.sqrt(this.#power / this.#windows) : 0;
+    this.#power = 0;
+    this.#windows = 0;
+    return rms;
   }
 
   /** Stop measuring and release the audio context. Idempotent. */

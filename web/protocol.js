@@ -103,13 +103,33 @@ export const ROOM_ID_PATTERN = /^[A-Za-z0-9_-]{16,64}$/;
  * @property {RemoteTrack} trackadded Show or play this track in the participant's tile.
  * @property {RemoteTrack} trackremoved Stop showing or playing it.
  * @property {ProtocolError} error The server refused something, or negotiation failed.
- * @property {{reason: LeaveReason}} closed The session is over; no more events follow.
+ * @property {{reason: LeaveReason}} closed The session is over; no more events follow. With
+ *   `disconnected` or `timeout` the connection was lost (see `isConnectionLoss`).
  */
 
 /** @typedef {'idle' | 'connecting' | 'joined' | 'closed'} SessionState */
 
 /** How long `leave` waits for the server to close the socket before closing it itself. */
 const LEAVE_CLOSE_GRACE_MS = 1000;
+
+/**
+ * How long ICE may stay `disconnected` before the session counts as lost. Browsers report
+ * `disconnected` after a few seconds without consent responses and often recover from it;
+ * `failed` (which can take half a minute) ends the session at once.
+ */
+export const ICE_DISCONNECTED_GRACE_MS = 5000;
+
+/**
+ * Whether a session that ended for `reason` ended because the connection was lost rather
+ * than by a decision: the socket closed without a `bye`, ICE failed, or the server heard
+ * nothing from us for too long (`timeout`, a network symptom). Such a session may be joined
+ * again automatically. After our own `leave` or a `bye` for any other reason it must not be.
+ * @param {LeaveReason} reason
+ * @returns {boolean}
+ */
+export function isConnectionLoss(reason) {
+  return reason === 'disconnected' || reason === 'timeout';
+}
 
 /**
  * Parse one text frame from the server. Returns null for anything that is not an object with
@@ -173,6 +193,8 @@ export class ConclaveSession extends EventTarget {
   #remote = new Map();
   /** Serializes offers and source changes: each runs after the previous one settled. */
   #queue = Promise.resolve();
+  /** @type {ReturnType<typeof setTimeout> | undefined} Running while ICE is `disconnected`. */
+  #iceTimer;
 
   /**
    * @param {string} url WebSocket URL, e.g. from `signallingUrl(location)`.
@@ -373,8 +395,50 @@ export class ConclaveSession extends EventTarget {
     this.#settings = msg.settings ?? {};
     for (const p of msg.participants) this.#participants.set(p.id, p);
     // No ICE servers: the server is reachable directly (and runs its own TURN later).
-    this.#pc = new RTCPeerConnection({ iceServers: [], bundlePolicy: 'max-bundle' });
+    const pc = new RTCPeerConnection({ iceServers: [], bundlePolicy: 'max-bundle' });
+    this.#pc = pc;
+    pc.addEventListener('iceconnectionstatechange', () => this.#onIceState(pc));
     this.#emit('joined', { id: msg.id, room: msg.room, participants: msg.participants, settings: this.#settings });
+  }
+
+  /**
+   * Watch the media path: ICE `failed`, or `disconnected` for longer than
+   * ICE_DISCONNECTED_GRACE_MS, ends the session as lost even while the socket is open.
+   * @param {RTCPeerConnection} pc
+   */
+  #onIceState(pc) {
+    if (pc !== this.#pc || this.#state !== 'joined') return;
+    const state = pc.iceConnectionState;
+    if (state === 'failed') {
+      this.#lose('ICE failed');
+    } else if (state === 'disconnected') {
+      if (this.#iceTimer === undefined) {
+        this.#iceTimer = setTimeout(() => {
+          this.#iceTimer = undefined;
+          if (pc === this.#pc && pc.iceConnectionState === 'disconnected') {
+            this.#lose(`ICE disconnected for ${ICE_DISCONNECTED_GRACE_MS} ms`);
+          }
+        }, ICE_DISCONNECTED_GRACE_MS);
+      }
+    } else {
+      clearTimeout(this.#iceTimer);
+      this.#iceTimer = undefined;
+    }
+  }
+
+  /**
+   * The media path is gone while the socket may still be open: say `leave` (so the server
+   * releases us at once instead of after its timeout), close, and end as `disconnected`.
+   * @param {string} why
+   */
+  #lose(why) {
+    console.warn(`conclave: connection lost (${why})`);
+    const ws = this.#ws;
+    if (ws && ws.readyState === WebSocket.OPEN) {
+      this.#send({ type: 'leave' });
+      setTimeout(() => ws.close(1000), LEAVE_CLOSE_GRACE_MS);
+    }
+    this.#finish('disconnected');
   }
 
   /**
@@ -554,6 +618,8 @@ export class ConclaveSession extends EventTarget {
 
   #teardown() {
     this.#state = 'closed';
+    clearTimeout(this.#iceTimer);
+    this.#iceTimer = undefined;
     for (const remote of this.#remote.values()) this.#emit('trackremoved', remote);
     this.#remote.clear();
     this.#pc?.close();

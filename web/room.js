@@ -4,19 +4,30 @@
 // This module knows nothing of the wire: it drives a ConclaveSession (protocol.js) and draws
 // what the session reports. Texts come from i18n.js.
 
-import { ConclaveSession, signallingUrl } from './protocol.js';
+import { ConclaveSession, isConnectionLoss, signallingUrl } from './protocol.js';
+import { Reconnector } from './reconnect.js';
 import { LocalDevices } from './devices.js';
 import { ChatPanel } from './chat.js';
 import { limitVideoHeight } from './media.js';
-import { t } from './i18n.js';
+import { onLocaleChange, t } from './i18n.js';
 import { roomLink } from './home.js';
 import { announce, byId, clearAlert, copyLink, setStatus, showAlert } from './page.js';
-import { Roster } from './tiles.js';
+import { Roster, SELF, createQualityBadge, drawQuality } from './tiles.js';
+import { MeetingStats, levelFromRms } from './stats.js';
+import { SpeakerDetector } from './speaker.js';
 
 /** @typedef {import('./protocol.js').DeviceSource} Source */
 /** @typedef {import('./protocol.js').ProtocolError} ProtocolError */
 /** @typedef {import('./protocol.js').LeaveReason} LeaveReason */
 /** @typedef {'prejoin' | 'meeting'} Phase */
+/** @typedef {import('./i18n.js').MessageKey} MessageKey */
+
+/**
+ * Join errors after which joining again cannot work, so a reconnect stops: the room or name
+ * is refused as such, or the server speaks another protocol version. Everything else (a
+ * full room or server, a lost connection, a rate limit) may pass, and is tried again.
+ */
+const PERMANENT_JOIN_ERRORS = new Set(['invalid_room', 'invalid_name', 'unsupported_version']);
 
 /** From this width on, the participant list starts open in a meeting. */
 const WIDE_SCREEN = '(min-width: 60rem)';
@@ -55,6 +66,7 @@ export function showRoom(room) {
     chatInput: byId('chat-input', HTMLInputElement),
     handButton: byId('hand-button', HTMLButtonElement),
     screenButton: byId('screen-button', HTMLButtonElement),
+    layoutButton: byId('layout-button', HTMLButtonElement),
     /** @type {Record<Source, HTMLButtonElement>} */
     toggles: {
       microphone: byId('microphone-toggle', HTMLButtonElement),
@@ -68,6 +80,9 @@ export function showRoom(room) {
     copyLinkButton: byId('copy-link-button', HTMLButtonElement),
     leaveButton: byId('leave-button', HTMLButtonElement),
     shareBox: byId('share-box', HTMLDivElement),
+    connectionBanner: byId('connection-banner', HTMLDivElement),
+    connectionText: byId('connection-text', HTMLParagraphElement),
+    rejoinButton: byId('rejoin-button', HTMLButtonElement),
     roomLink: byId('room-link', HTMLInputElement),
   };
 
@@ -79,6 +94,20 @@ export function showRoom(room) {
   let screenTrack = null;
   /** Whether our hand is raised, as the server last told us. */
   let handRaised = false;
+  /** Whether the first join is under way. */
+  let joining = false;
+  /** Whether to raise the hand again once a reconnect joined. */
+  let handWanted = false;
+  /** The name we joined under; a reconnect joins under it again. */
+  let joinedName = '';
+  /** Joining again after the connection was lost; null when not. @type {Reconnector | null} */
+  let reconnector = null;
+  /** Reads the statistics of the current session. @type {MeetingStats | null} */
+  let meetingStats = null;
+  const speakers = new SpeakerDetector(SELF);
+  const selfQuality = createQualityBadge(byId('self-quality', HTMLSpanElement));
+  /** The text of the connection banner. @type {{key: MessageKey, params?: Record<string, number>} | null} */
+  let connectionMessage = null;
 
   const chat = new ChatPanel(
     {
@@ -151,6 +180,7 @@ export function showRoom(room) {
     ui.chatButton.hidden = !meeting;
     ui.handButton.hidden = !meeting;
     ui.screenButton.hidden = !meeting || typeof navigator.mediaDevices?.getDisplayMedia !== 'function';
+    ui.layoutButton.hidden = !meeting;
     ui.leaveButton.hidden = !meeting;
     drawPanels();
   }
@@ -169,7 +199,7 @@ export function showRoom(room) {
   }
 
   function updateJoinButtons() {
-    const blocked = session !== null || ui.nameInput.value.trim() === '';
+    const blocked = session !== null || joining || ui.nameInput.value.trim() === '';
     ui.joinButton.disabled = blocked;
     ui.listenOnlyButton.disabled = blocked;
   }
@@ -184,19 +214,104 @@ export function showRoom(room) {
    */
   async function join(withoutDevices) {
     const name = ui.nameInput.value.trim();
-    if (!name || session) return;
+    if (!name || session || reconnector || joining) return;
+    joining = true;
     clearAlert();
-    const current = new ConclaveSession(signallingUrl(location));
-    session = current;
     updateJoinButtons();
     ui.nameInput.disabled = true;
     setStatus('connecting');
-    if (withoutDevices) await devices.stopAll();
+    try {
+      if (withoutDevices) await devices.stopAll();
+      await connect(name);
+    } catch (e) {
+      showProtocolError(/** @type {ProtocolError} */ (e));
+      setStatus(null);
+      ui.nameInput.disabled = false;
+      return;
+    } finally {
+      joining = false;
+      updateJoinButtons();
+    }
+    joinedName = name;
+    expanded.people = matchMedia(WIDE_SCREEN).matches;
+    expanded.devices = false;
+    setPhase('meeting');
+    updateAloneHint();
+    announce('youJoined');
+    // The join button is gone: keep the keyboard focus in the meeting's controls.
+    const first = ui.toggles.microphone.disabled ? ui.leaveButton : ui.toggles.microphone;
+    first.focus();
+  }
 
+  /**
+   * Open a session as `name`, show what it reports, and join. Once joined it is `session`
+   * and sends the devices that are on. Rejects with the ProtocolError of a failed join.
+   * @param {string} name
+   * @returns {Promise<ConclaveSession>}
+   */
+  async function connect(name) {
+    const current = new ConclaveSession(signallingUrl(location));
+    session = current;
+    updateJoinButtons();
+    wire(current, name);
+    try {
+      await current.join(room, name);
+    } catch (e) {
+      if (session === current) session = null;
+      updateJoinButtons();
+      throw e;
+    }
+    Object.assign(window, { conclave: { session: current, pc: current.pc } });
+    for (const [source, track] of devices.tracks) current.setSource(source, track);
+    watch(current);
+    return current;
+  }
+
+  /**
+   * Read `current`'s statistics: who speaks (the others' audio, our microphone) and how good
+   * the connections are.
+   * @param {ConclaveSession} current
+   */
+  function watch(current) {
+    unwatch();
+    const pc = current.pc;
+    if (!pc) return;
+    meetingStats = new MeetingStats(pc, () => current.trackMap, (report) => {
+      if (session !== current) return;
+      const levels = new Map(report.levels);
+      levels.set(SELF, levelFromRms(devices.takeMicrophoneRms()));
+      const state = speakers.update(performance.now(), levels);
+      roster.setSpeaking(state.speaking);
+      roster.setFeatured(state.recent);
+      roster.setQualities(report.quality);
+      selfQuality.quality = report.self;
+      drawQuality(selfQuality, true);
+    });
+  }
+
+  /** Stop reading statistics and show nothing of them. */
+  function unwatch() {
+    meetingStats?.stop();
+    meetingStats = null;
+    speakers.reset();
+    roster.setSpeaking(null);
+    roster.setQualities(new Map());
+    selfQuality.quality = 'unknown';
+    drawQuality(selfQuality, true);
+  }
+
+  /**
+   * Show what `current` reports, as long as it is the session of this page.
+   * @param {ConclaveSession} current
+   * @param {string} name
+   */
+  function wire(current, name) {
     current.on('joined', ({ participants, settings }) => {
       limitVideoHeight(settings.max_video_height, devices.track('camera'));
       roster.showSelf(name);
       roster.setSelfMedia(devices.track('camera'), devices.track('microphone') !== null);
+      // After a reconnect: whoever is not in the room any more goes, the others stay.
+      roster.retain(participants.map((p) => p.id));
       for (const p of participants) roster.upsert(p);
       updateRecipients();
     });
@@ -234,6 +349,7 @@ export function showRoom(room) {
     });
     current.on('participantleft', ({ id }) => {
       const left = roster.nameOf(id);
+      speakers.forget(id);
       roster.remove(id);
       if (left !== undefined) announce('personLeft', { name: left });
       updateAloneHint();
@@ -241,29 +357,101 @@ export function showRoom(room) {
     });
     current.on('trackadded', (remote) => roster.addTrack(remote));
     current.on('trackremoved', (remote) => roster.removeTrack(remote));
-    current.on('error', showProtocolError);
+    current.on('error', (err) => {
+      if (session === current) showProtocolError(err);
+    });
     current.on('closed', ({ reason }) => onSessionEnded(current, reason));
+  }
 
-    try {
-      await current.join(room, name);
-    } catch (e) {
-      showProtocolError(/** @type {ProtocolError} */ (e));
-      setStatus(null);
-      session = null;
-      ui.nameInput.disabled = false;
-      updateJoinButtons();
-      return;
+  /**
+   * The connection was lost in a meeting: keep the meeting on screen (tiles, chat, own
+   * devices), say so, and join again under the same name until it works or time is up.
+   */
+  function startReconnect() {
+    reconnector?.cancel();
+    if (screenTrack) {
+      stopScreen(false);
+      announce('screenShareEndedByLoss');
     }
-    Object.assign(window, { conclave: { session: current, pc: current.pc } });
-    expanded.people = matchMedia(WIDE_SCREEN).matches;
-    expanded.devices = false;
-    setPhase('meeting');
-    updateAloneHint();
-    announce('youJoined');
-    for (const [source, track] of devices.tracks) current.setSource(source, track);
-    // The join button is gone: keep the keyboard focus in the meeting's controls.
-    const first = ui.toggles.microphone.disabled ? ui.leaveButton : ui.toggles.microphone;
-    first.focus();
+    handWanted = handRaised;
+    handRaised = false;
+    drawHand();
+    roster.setSelfHand(false);
+    setStatus(null);
+    drawConnection('reconnecting');
+    announce('connectionLost');
+    const current = new Reconnector(async () => {
+      try {
+        await connect(joinedName);
+        return 'joined';
+      } catch (e) {
+        const err = /** @type {ProtocolError} */ (e);
+        if (PERMANENT_JOIN_ERRORS.has(err.code)) {
+          showProtocolError(err);
+          return 'stop';
+        }
+        return 'retry';
+      }
+    }, (state) => {
+      if (reconnector !== current) return;
+      onReconnectState(state);
+    });
+    reconnector = current;
+    current.start();
+  }
+
+  /** @param {import('./reconnect.js').ReconnectState} state */
+  function onReconnectState(state) {
+    switch (state.phase) {
+      case 'waiting':
+      case 'trying':
+        drawConnection('reconnecting', state.attempt);
+        break;
+      case 'joined': {
+        reconnector = null;
+        drawConnection('connected');
+        announce('reconnected');
+        if (handWanted) session?.raiseHand(true);
+        handWanted = false;
+        updateAloneHint();
+        break;
+      }
+      case 'gaveup':
+        drawConnection('failed');
+        announce('reconnectFailed');
+        break;
+      case 'stopped':
+        reconnector = null;
+        endMeeting('error', true);
+        break;
+    }
+  }
+
+  /**
+   * Show the state of the connection in the meeting.
+   * @param {'connected' | 'reconnecting' | 'failed'} state
+   * @param {number} [attempt]
+   */
+  function drawConnection(state, attempt) {
+    ui.view.dataset.connection = state;
+    ui.connectionBanner.hidden = state === 'connected';
+    ui.rejoinButton.hidden = state !== 'failed';
+    if (state === 'reconnecting') {
+      connectionMessage = attempt && attempt > 1 ? { key: 'reconnectingAttempt', params: { n: attempt } } : { key: 'reconnecting' };
+    } else if (state === 'failed') {
+      connectionMessage = { key: 'reconnectFailed' };
+    } else {
+      connectionMessage = null;
+    }
+    drawConnectionText();
+    const busy = state !== 'connected';
+    ui.handButton.disabled = busy;
+    ui.screenButton.disabled = busy;
+  }
+
+  function drawConnectionText() {
+    const m = connectionMessage;
+    ui.connectionText.textContent = m ? t(m.key, m.params) : '';
   }
 
   function updateRecipients() {
@@ -328,10 +516,32 @@ export function showRoom(room) {
   function onSessionEnded(ended, reason) {
     if (session !== ended) return;
     session = null;
+    unwatch();
+    if (isConnectionLoss(reason) && ui.view.dataset.phase === 'meeting') {
+      startReconnect();
+      return;
+    }
+    endMeeting(reason, false);
+  }
+
+  /**
+   * Back to the pre-join form, with the defaults again.
+   * @param {LeaveReason} reason
+   * @param {boolean} alerted Whether an alert already says what went wrong.
+   */
+  function endMeeting(reason, alerted) {
+    reconnector?.cancel();
+    reconnector = null;
+    const current = session;
+    session = null;
+    current?.leave();
+    unwatch();
+    drawConnection('connected');
     roster.clear();
     chat.clear();
     stopScreen(false);
     handRaised = false;
+    handWanted = false;
     drawHand();
     expanded.chat = false;
     // The defaults again: camera and microphone off. Nothing carries over to the next join.
@@ -342,7 +552,7 @@ export function showRoom(room) {
     if (reason === 'left') setStatus('left');
     else {
       setStatus(null);
-      showAlert('ended', { reason: { key: REASONS[reason] ?? 'reasonError' } });
+      if (!alerted) showAlert('ended', { reason: { key: REASONS[reason] ?? 'reasonError' } });
     }
     ui.joinButton.focus();
   }
@@ -382,7 +592,20 @@ export function showRoom(room) {
     if (screenTrack) stopScreen(true);
     else startScreen();
   });
-  ui.leaveButton.addEventListener('click', () => session?.leave());
+  ui.leaveButton.addEventListener('click', () => {
+    // While reconnecting there may be no session (or only an attempt): leave at once.
+    if (reconnector) endMeeting('left', false);
+    else session?.leave();
+  });
+  ui.rejoinButton.addEventListener('click', () => reconnector?.restart());
+  ui.layoutButton.addEventListener('click', () => {
+    const speaker = roster.layout !== 'speaker';
+    roster.setLayout(speaker ? 'speaker' : 'grid');
+    ui.layoutButton.setAttribute('aria-pressed', String(speaker));
+  });
+  onLocaleChange(() => drawQuality(selfQuality, true));
+  window.addEventListener('online', () => reconnector?.tryNow());
+  onLocaleChange(drawConnectionText);
   ui.nameInput.focus();
 }
 

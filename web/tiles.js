@@ -17,8 +17,21 @@ import { onLocaleChange, t } from './i18n.js';
  * @property {HTMLElement} avatar
  * @property {HTMLElement} mutedBadge
  * @property {HTMLElement} handBadge
+ * @property {HTMLElement} speakingBadge Shown while this participant is the active speaker.
+ * @property {QualityBadge | null} quality How well their media arrives (not on the own tile).
  * @property {ParticipantInfo} info
  */
+
+/**
+ * A connection-quality indicator: bars (more filled is better) and a word.
+ * @typedef {object} QualityBadge
+ * @property {HTMLElement} root
+ * @property {HTMLElement} text
+ * @property {Quality} quality
+ */
+
+/** @typedef {import('./stats.js').Quality} Quality */
+/** @typedef {'grid' | 'speaker'} Layout */
 
 /**
  * A shared screen, shown larger than the tiles, above them.
@@ -30,7 +43,13 @@ import { onLocaleChange, t } from './i18n.js';
  */
 
 /** The key of the own tile and list entry (participant IDs are 16 hex digits). */
-const SELF = 'self';
+export const SELF = 'self';
+
+/** The width of a tile in the strip of the speaker view, in CSS pixels. */
+const STRIP_TILE_PX = 160;
+
+/** The catalog key of each quality's word. @type {Record<Exclude<Quality, 'unknown'>, import('./i18n.js').MessageKey>} */
+const QUALITY_WORDS = { good: 'qualityGood', fair: 'qualityFair', poor: 'qualityPoor' };
 
 /** The shape of every tile. */
 const TILE_ASPECT = 16 / 9;
@@ -86,6 +105,12 @@ export class Roster {
   /** Remote tracks by participant and source, kept even if a track arrives before its tile. */
   /** @type {Map<string, Map<Source, RemoteTrack>>} */
   #remote = new Map();
+  /** @type {Layout} */
+  #layoutMode = 'grid';
+  /** Who the speaker view shows large, if the caller has a wish. @type {string | null} */
+  #featured = null;
+  /** The key of the highlighted tile. @type {string | null} */
+  #speaking = null;
 
   /**
    * @param {{grid: HTMLElement, list: HTMLUListElement, heading: HTMLElement, count: HTMLElement, presentations: HTMLElement}} elements
@@ -194,8 +219,71 @@ export class Roster {
     if (tile.audio) tile.audio.srcObject = null;
     tile.root.remove();
     this.#tiles.delete(id);
+    if (this.#speaking === id) this.#speaking = null;
     this.#list.querySelector(`[data-key="${id}"]`)?.remove();
     this.#layout();
+  }
+
+  /**
+   * Remove the tiles of everyone else who is not in `ids` (after a reconnect), quietly.
+   * @param {string[]} ids
+   */
+  retain(ids) {
+    const keep = new Set(ids);
+    for (const id of [...this.#tiles.keys()]) {
+      if (id !== SELF && !keep.has(id)) this.remove(id);
+    }
+  }
+
+  /**
+   * Highlight the tile of the active speaker (SELF for ourselves), or none.
+   * @param {string | null} key
+   */
+  setSpeaking(key) {
+    if (key === this.#speaking) return;
+    this.#speaking = key;
+    for (const [k, tile] of this.#tiles) this.#drawSpeaking(k, tile);
+  }
+
+  /**
+   * Show how well each other participant's media arrives; those missing from `qualities`
+   * (nothing received from them) show nothing.
+   * @param {Map<string, Quality>} qualities
+   */
+  setQualities(qualities) {
+    for (const [key, tile] of this.#tiles) {
+      const badge = tile.quality;
+      if (key === SELF || !badge) continue;
+      const quality = qualities.get(key) ?? 'unknown';
+      if (badge.quality === quality) continue;
+      badge.quality = quality;
+      drawQuality(badge);
+    }
+  }
+
+  /** The layout now. @returns {Layout} */
+  get layout() {
+    return this.#layoutMode;
+  }
+
+  /**
+   * Grid (every tile alike) or speaker view (one large, the others in a strip).
+   * @param {Layout} layout
+   */
+  setLayout(layout) {
+    this.#layoutMode = layout;
+    this.#layout();
+  }
+
+  /**
+   * Whom the speaker view shows large: participant `id` (the one who spoke last), or with
+   * null the first of the others. A shared screen goes before either.
+   * @param {string | null} id
+   */
+  setFeatured(id) {
+    if (id === this.#featured) return;
+    this.#featured = id;
+    if (this.#layoutMode === 'speaker') this.#layout();
   }
 
   /** Remove every tile, the own one too. */
@@ -293,6 +381,8 @@ export class Roster {
     tile.handBadge.textContent = t('handRaised');
     tile.handBadge.hidden = !hand;
     tile.root.dataset.hand = hand ? 'raised' : 'lowered';
+    this.#drawSpeaking(key, tile);
+    if (tile.quality) drawQuality(tile.quality);
     const item = this.#list.querySelector(`[data-key="${key}"]`);
     if (!item) return;
     const label = document.createElement('span');
@@ -343,6 +433,18 @@ export class Roster {
     }
   }
 
+  /**
+   * @param {string} key
+   * @param {Tile} tile
+   */
+  #drawSpeaking(key, tile) {
+    const speaking = key === this.#speaking;
+    tile.root.dataset.speaking = String(speaking);
+    tile.speakingBadge.hidden = !speaking;
+    const label = tile.speakingBadge.querySelector('.speaking-text');
+    if (label) label.textContent = t('speaking');
+  }
+
   #redraw() {
     for (const [key, tile] of this.#tiles) this.#drawTile(key, tile);
     for (const id of this.#shown.keys()) this.#syncPresentation(id);
@@ -360,11 +462,47 @@ export class Roster {
     this.#grid.dataset.count = String(count);
     this.#heading.textContent = t('participantsCount', { count });
     this.#count.textContent = String(count);
+    this.#grid.dataset.layout = this.#layoutMode;
+    this.#presentations.dataset.layout = this.#layoutMode;
+    const featured = this.#layoutMode === 'speaker' ? this.#featuredKey() : null;
+    for (const [key, tile] of this.#tiles) {
+      if (key === featured) tile.root.dataset.featured = 'true';
+      else delete tile.root.dataset.featured;
+    }
     if (this.#grid.hidden) return;
     const area = this.#measure();
+    if (this.#layoutMode === 'speaker') {
+      // One large tile above a strip of small ones (all in the strip while a screen is shown).
+      const strip = count - (featured === null ? 0 : 1);
+      const perRow = Math.max(1, Math.floor((area.width + area.gap) / (STRIP_TILE_PX + area.gap)));
+      const stripRows = Math.ceil(strip / perRow);
+      const stripHeight = stripRows * (STRIP_TILE_PX / TILE_ASPECT + area.gap);
+      const featureWidth = Math.max(
+        STRIP_TILE_PX,
+        Math.min(area.width, (area.height - stripHeight) * TILE_ASPECT),
+      );
+      this.#grid.dataset.cols = String(perRow);
+      this.#grid.style.setProperty('--tile-width', `${STRIP_TILE_PX}px`);
+      this.#grid.style.setProperty('--feature-width', `${Math.floor(featureWidth)}px`);
+      return;
+    }
     const shape = bestGrid(count, area.width, area.height, area.gap);
     this.#grid.dataset.cols = String(shape.cols);
     this.#grid.style.setProperty('--tile-width', `${Math.floor(shape.tileWidth)}px`);
+  }
+
+  /**
+   * The tile the speaker view shows large: none while a screen is shown; else the wished
+   * participant, the first of the others, or ourselves when alone.
+   * @returns {string | null}
+   */
+  #featuredKey() {
+    if (this.#shown.size > 0) return null;
+    if (this.#featured !== null && this.#featured !== SELF && this.#tiles.has(this.#featured)) {
+      return this.#featured;
+    }
+    for (const key of this.#tiles.keys()) if (key !== SELF) return key;
+    return this.#tiles.has(SELF) ? SELF : null;
   }
 }
 
@@ -395,8 +533,20 @@ function createTile(info, self) {
   const handBadge = document.createElement('span');
   handBadge.className = 'badge hand';
   handBadge.hidden = true;
-  caption.append(name, handBadge, mutedBadge);
+  const speakingBadge = document.createElement('span');
+  speakingBadge.className = 'badge speaking';
+  speakingBadge.hidden = true;
+  const speakingText = document.createElement('span');
+  speakingText.className = 'speaking-text';
+  speakingBadge.append(bars('speaking-icon'), speakingText);
+  caption.append(name, speakingBadge, handBadge, mutedBadge);
   root.append(avatar, video);
+  /** @type {QualityBadge | null} */
+  let quality = null;
+  if (!self) {
+    quality = createQualityBadge();
+    root.append(quality.root);
+  }
   /** @type {HTMLAudioElement | null} */
   let audio = null;
   if (!self) {
@@ -405,7 +555,57 @@ function createTile(info, self) {
     root.append(audio);
   }
   root.append(caption);
-  return { root, video, audio, name, avatar, mutedBadge, handBadge, info };
+  return { root, video, audio, name, avatar, mutedBadge, handBadge, speakingBadge, quality, info };
+}
+
+/**
+ * Three bars for an icon (drawn by CSS; hidden from assistive technology).
+ * @param {string} className
+ * @returns {HTMLElement}
+ */
+function bars(className) {
+  const icon = document.createElement('span');
+  icon.className = `bars ${className}`;
+  icon.setAttribute('aria-hidden', 'true');
+  for (let i = 0; i < 3; i++) icon.append(document.createElement('span'));
+  return icon;
+}
+
+/**
+ * A quality indicator, hidden until there is something to show.
+ * @param {HTMLElement} [root] An element of the page to use (e.g. in the control bar).
+ * @returns {QualityBadge}
+ */
+export function createQualityBadge(root) {
+  const el = root ?? document.createElement('span');
+  el.classList.add('quality');
+  el.setAttribute('role', 'img');
+  el.hidden = true;
+  const text = document.createElement('span');
+  text.className = 'quality-text';
+  text.setAttribute('aria-hidden', 'true');
+  el.replaceChildren(bars('quality-bars'), text);
+  /** @type {QualityBadge} */
+  const badge = { root: el, text, quality: 'unknown' };
+  return badge;
+}
+
+/**
+ * Draw `badge` for its quality in the current language; hidden while `unknown`. A tile shows
+ * the word ("Good"), the control bar says whose it is ("Your connection: Good"); the
+ * accessible name always says what is measured.
+ * @param {QualityBadge} badge
+ * @param {boolean} [own] Our own connection (in the control bar).
+ */
+export function drawQuality(badge, own = false) {
+  const { quality } = badge;
+  badge.root.dataset.quality = quality;
+  badge.root.hidden = quality === 'unknown';
+  if (quality === 'unknown') return;
+  const word = t(QUALITY_WORDS[quality]);
+  const label = t(own ? 'selfQualityLabel' : 'qualityLabel', { quality: word });
+  badge.text.textContent = own ? label : word;
+  badge.root.setAttribute('aria-label', label);
 }
 
 /**

@@ -26,13 +26,25 @@ export function serverBinary() {
 /**
  * @typedef {object} RunningServer
  * @property {string} url Base URL, e.g. https://127.0.0.1:41234
+ * @property {string} listen The HTTPS address it listens on, e.g. 127.0.0.1:41234
+ * @property {string} dataDir Its data directory.
  * @property {() => string} log Everything the server printed so far (stdout and stderr).
  * @property {() => Promise<void>} stop Terminate the server and delete its data directory.
+ * @property {() => Promise<void>} kill Kill the server at once (SIGKILL, as in a crash) and
+ *   keep its data directory, so that a new server can start on it (see `restartServer`).
+ */
+
+/**
+ * @typedef {object} ServerOptions
+ * @property {string[]} [extraArgs] More arguments to `conclave serve`.
+ * @property {string} [listen] HTTPS address; default 127.0.0.1:0 (a free port).
+ * @property {string} [dataDir] Data directory to use; default a fresh temporary one. Either
+ *   way the returned server's `stop` deletes it.
  */
 
 /**
  * Start `conclave serve` on loopback with ephemeral ports.
- * @param {{extraArgs?: string[]}} [options]
+ * @param {ServerOptions} [options]
  * @returns {Promise<RunningServer>}
  */
 export async function startServer(options = {}) {
@@ -44,10 +56,10 @@ export async function startServer(options = {}) {
       `server binary ${bin} is missing: run \`cargo build --release\` or set E2E_SERVER_BIN`,
     );
   }
-  const dataDir = await mkdtemp(join(tmpdir(), 'conclave-e2e-'));
+  const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), 'conclave-e2e-')));
   const args = [
     'serve',
-    '--listen', '127.0.0.1:0',
+    '--listen', options.listen ?? '127.0.0.1:0',
     '--media-port', '0',
     '--data-dir', dataDir,
     ...(options.extraArgs ?? []),
@@ -91,14 +103,25 @@ export async function startServer(options = {}) {
     });
   }).catch(async (err) => {
     if (!exited) child.kill('SIGKILL');
-    await rm(dataDir, { recursive: true, force: true });
+    // A directory handed in belongs to the caller until a server started on it.
+    if (!options.dataDir) await rm(dataDir, { recursive: true, force: true });
     throw err;
   });
 
   let stopped = false;
   return {
     url,
+    listen: url.replace(/^https:\/\//, ''),
+    dataDir,
     log: () => output,
+    async kill() {
+      if (stopped) return;
+      stopped = true;
+      if (!exited) {
+        child.kill('SIGKILL');
+        await exitPromise;
+      }
+    },
     async stop() {
       if (stopped) return;
       stopped = true;
@@ -111,4 +134,27 @@ export async function startServer(options = {}) {
       await rm(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+/** How long `restartServer` keeps trying to bind the old port (it may linger for a moment). */
+const RESTART_TIMEOUT_MS = 10_000;
+
+/**
+ * Start a new server on the address and data directory of `old`, which must have been
+ * killed: the same URL and certificate, nothing of its rooms. Retries while the port is
+ * still taken, for at most RESTART_TIMEOUT_MS.
+ * @param {RunningServer} old
+ * @param {ServerOptions} [options]
+ * @returns {Promise<RunningServer>}
+ */
+export async function restartServer(old, options = {}) {
+  const deadline = Date.now() + RESTART_TIMEOUT_MS;
+  for (;;) {
+    try {
+      return await startServer({ ...options, listen: old.listen, dataDir: old.dataDir });
+    } catch (e) {
+      if (Date.now() >= deadline || !/address already in use|Address in use/i.test(String(e))) throw e;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
 }

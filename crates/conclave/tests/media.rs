@@ -183,6 +183,35 @@ async fn a_participant_that_vanishes_is_removed_after_the_timeout() {
     .await;
 }
 
+/// A participant whose signalling connection drops without `leave` (a crashed tab, a lost
+/// network) is removed as soon as the socket is gone, long before any timeout: the others are
+/// told `disconnected` and the media plane releases it. A browser that reconnects joins as a
+/// new participant, so nothing of the old one may linger.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_participant_whose_socket_drops_is_removed_at_once() {
+    let srv = start(|c| c.participant_timeout_secs = 600).await;
+    let mut ps = join_all(&srv.url, &["Stays", "Drops"]).await;
+    publish_all(&ps);
+    all_receive_from_all(&ps, 20).await;
+    let dropped = ps.pop().expect("two participants");
+    let gone = dropped.id;
+    // Dropping it aborts its socket task: the TCP connection goes without a close frame.
+    drop(dropped);
+    eventually("participant_left(disconnected)", T, || {
+        ps[0].observed().messages.iter().any(|m| {
+            matches!(m, ServerMessage::ParticipantLeft { id, reason: LeaveReason::Disconnected } if *id == gone)
+        })
+    })
+    .await;
+    eventually("media plane releases the dropped one", T, || {
+        let s = srv.server.media_snapshot().unwrap();
+        s.get(gone).is_none() && s.participants.len() == 1 && s.forwarding_entries == 0
+    })
+    .await;
+    let stats = srv.server.core_stats().await.unwrap();
+    assert_eq!((stats.rooms, stats.participants), (1, 1));
+}
+
 /// Rooms are pinned to media threads; participants of rooms on different threads all get
 /// their media, whichever thread the kernel hands their first datagram to.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
