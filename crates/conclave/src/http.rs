@@ -90,6 +90,25 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
+/// Whether a request's `Origin` (if any) is this server (`Host`, or the URI's authority over
+/// HTTP/2). Browsers always send `Origin` on WebSocket upgrades; other clients (tools, tests)
+/// send none and are not riding on anybody's cookies.
+fn same_origin(headers: &HeaderMap, uri: &axum::http::Uri) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return true;
+    };
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| uri.authority().map(|a| a.as_str()))
+        .unwrap_or("");
+    origin
+        .to_str()
+        .ok()
+        .and_then(|o| o.strip_prefix("https://"))
+        .is_some_and(|o| !host.is_empty() && o.eq_ignore_ascii_case(host))
+}
+
 /// A guest key is 32 lowercase hex digits (128 random bits); anything else is ignored.
 fn guest_key(headers: &HeaderMap) -> Option<String> {
     cookie(headers, GUEST_COOKIE)
@@ -105,8 +124,17 @@ async fn websocket(
     State(st): State<AppState>,
     peer: Option<Extension<PeerAddr>>,
     headers: HeaderMap,
+    uri: axum::http::Uri,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    if !same_origin(&headers, &uri) {
+        // Cross-site WebSocket hijacking: a page elsewhere must not ride on our cookies.
+        return (
+            StatusCode::FORBIDDEN,
+            "WebSocket connections are accepted from this server's own pages only\n",
+        )
+            .into_response();
+    }
     let addr = peer.map_or(
         std::net::Ipv4Addr::LOCALHOST.into(),
         |Extension(PeerAddr(a))| a.ip().to_canonical(),

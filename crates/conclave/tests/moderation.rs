@@ -256,3 +256,45 @@ async fn after_a_hard_mute_the_muted_participants_rtp_is_not_forwarded() {
     })
     .await;
 }
+
+/// A page on another origin must not open a WebSocket that rides on our cookies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_upgrades_from_another_origin_are_refused() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let srv = start(|_| {}).await;
+    let host = srv.url.strip_prefix("https://").unwrap().to_owned();
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(std::sync::Arc::new(common::AcceptAny(provider)))
+        .with_no_client_auth();
+    let attempt = |origin: String| {
+        let tls = tls.clone();
+        let url = format!("wss://{host}/ws");
+        async move {
+            let mut req = url.into_client_request().unwrap();
+            req.headers_mut().insert("origin", origin.parse().unwrap());
+            tokio_tungstenite::connect_async_tls_with_config(
+                req,
+                None,
+                false,
+                Some(tokio_tungstenite::Connector::Rustls(std::sync::Arc::new(
+                    tls,
+                ))),
+            )
+            .await
+        }
+    };
+    match attempt("https://evil.example".into()).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+            assert_eq!(resp.status(), 403)
+        }
+        other => panic!("a foreign origin was let in: {:?}", other.map(|_| ())),
+    }
+    assert!(
+        attempt(format!("https://{host}")).await.is_ok(),
+        "our own origin must work"
+    );
+}
