@@ -11,6 +11,8 @@
 //!   stall other database calls.
 //! - Nothing here reads a clock: every operation that depends on time takes `now`.
 
+#![warn(missing_docs)]
+
 mod accounts;
 mod error;
 mod migrations;

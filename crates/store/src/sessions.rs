@@ -39,7 +39,9 @@ fn token_hash(token: &str) -> [u8; 32] {
 }
 
 impl Store {
-    /// Start a session for the account, valid for the configured lifetime from `now`.
+    /// Start a session for the account, valid for the configured lifetime from `now`. Call it
+    /// after [`Store::verify_login`] succeeded; a session of an account that is (or becomes)
+    /// disabled or expired is never accepted by [`Store::session_account`].
     pub fn create_session(
         &self,
         account: AccountId,

@@ -51,6 +51,12 @@ fn pragma<T: rusqlite::types::FromSql>(conn: &Connection, name: &str) -> T {
 }
 
 #[test]
+fn store_can_be_shared_across_threads() {
+    fn shareable<T: Send + Sync + 'static>() {}
+    shareable::<Store>();
+}
+
+#[test]
 fn new_database_is_current_durable_and_private() {
     let dir = TempDir::new();
     let store = open(&dir);
