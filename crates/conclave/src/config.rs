@@ -13,7 +13,8 @@ use serde::{Deserialize, Serialize};
 pub struct Config {
     /// HTTPS (and WebSocket) listen address. Port 0 picks a free port.
     pub listen: SocketAddr,
-    /// Directory for generated certificates and (later) the database. Created if missing.
+    /// Directory for generated certificates and the database (`conclave.db`). Created if
+    /// missing.
     pub data_dir: PathBuf,
     /// UDP port for all media. 0 picks a free port.
     pub media_port: u16,
@@ -48,6 +49,8 @@ pub struct Config {
     /// The URL people use to reach this server, for invite links (`conclave token`).
     /// Default: `https://<listen>`.
     pub public_url: Option<String>,
+    /// Local accounts and sign-in sessions.
+    pub accounts: AccountsConfig,
 }
 
 /// `[access]`
@@ -242,6 +245,44 @@ impl MeetingConfig {
     }
 }
 
+/// `[accounts]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AccountsConfig {
+    /// Minimum length of a new password in characters (8 to 256).
+    pub password_min_chars: usize,
+    /// Hours a sign-in session lasts from sign-in (1 to 8760).
+    pub session_hours: u64,
+}
+
+impl Default for AccountsConfig {
+    fn default() -> Self {
+        AccountsConfig {
+            password_min_chars: conclave_store::DEFAULT_MIN_PASSWORD_CHARS,
+            session_hours: 12,
+        }
+    }
+}
+
+/// Highest `accounts.password_min_chars`.
+const MAX_PASSWORD_MIN_CHARS: usize = 256;
+/// Highest `accounts.session_hours` (a year).
+const MAX_SESSION_HOURS: u64 = 8760;
+
+impl AccountsConfig {
+    /// The store's share of the settings.
+    pub fn store_options(&self) -> conclave_store::StoreOptions {
+        conclave_store::StoreOptions {
+            password_policy: conclave_store::PasswordPolicy {
+                min_chars: self.password_min_chars,
+            },
+            session_lifetime: time::Duration::hours(
+                i64::try_from(self.session_hours).unwrap_or(i64::MAX),
+            ),
+        }
+    }
+}
+
 /// `[tls]`
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -295,6 +336,7 @@ impl Default for Config {
             attempts: AttemptsConfig::default(),
             tokens: conclave_token::TokenConfig::default(),
             public_url: None,
+            accounts: AccountsConfig::default(),
         }
     }
 }
@@ -442,6 +484,13 @@ impl Config {
             && !u.starts_with("https://")
         {
             bail!("public_url must start with https://");
+        }
+        let min = conclave_store::MIN_PASSWORD_CHARS_FLOOR;
+        if !(min..=MAX_PASSWORD_MIN_CHARS).contains(&self.accounts.password_min_chars) {
+            bail!("accounts.password_min_chars must be between {min} and {MAX_PASSWORD_MIN_CHARS}");
+        }
+        if !(1..=MAX_SESSION_HOURS).contains(&self.accounts.session_hours) {
+            bail!("accounts.session_hours must be between 1 and {MAX_SESSION_HOURS}");
         }
         Ok(())
     }
@@ -670,6 +719,18 @@ mod tests {
                 "0",
                 "participant_timeout_secs",
             ),
+            (
+                "CONCLAVE_ACCOUNTS__PASSWORD_MIN_CHARS",
+                "7",
+                "password_min_chars",
+            ),
+            (
+                "CONCLAVE_ACCOUNTS__PASSWORD_MIN_CHARS",
+                "257",
+                "password_min_chars",
+            ),
+            ("CONCLAVE_ACCOUNTS__SESSION_HOURS", "0", "session_hours"),
+            ("CONCLAVE_ACCOUNTS__SESSION_HOURS", "8761", "session_hours"),
         ];
         for (k, v, key) in cases {
             let e = format!(

@@ -1,5 +1,7 @@
 //! The `conclave` command.
 
+mod users;
+
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
@@ -20,6 +22,8 @@ struct Cli {
 enum Command {
     /// Run the server (HTTPS + WebSocket signalling + UDP media) with embedded defaults.
     Serve(ServeArgs),
+    /// Manage local accounts: add, list, passwd, disable, enable, expire, remove.
+    User(users::UserArgs),
     /// Print the documented example configuration with every option and its default.
     ConfigExample,
     /// Print an invite link with a signed token ([tokens] must be configured with a key).
@@ -63,7 +67,7 @@ struct ServeArgs {
     /// HTTPS listen address; port 0 picks a free port [default: 127.0.0.1:8443]
     #[arg(long)]
     listen: Option<SocketAddr>,
-    /// Data directory (certificates, later the database) [default: ./conclave-data]
+    /// Data directory (certificates, the database) [default: ./conclave-data]
     #[arg(long)]
     data_dir: Option<PathBuf>,
     /// UDP port for all media; 0 picks a free port [default: 10000]
@@ -117,8 +121,19 @@ impl ServeArgs {
     }
 }
 
-fn main() -> Result<()> {
-    let cli = Cli::parse();
+fn main() -> std::process::ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // One line with the whole chain ("cannot ...: because ..."), no backtrace: these
+            // are errors for an operator, not bugs.
+            eprintln!("Error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::ConfigExample => {
             print!("{}", include_str!("../../../conclave.example.toml"));
@@ -142,6 +157,7 @@ fn main() -> Result<()> {
             println!("{link}");
             Ok(())
         }
+        Command::User(args) => users::run(args),
         Command::Serve(args) => {
             let config = Config::load(args.config.as_deref(), std::env::vars(), args.overrides())?;
             init_log(&config.log);

@@ -1,0 +1,82 @@
+//! The store's error type.
+
+use std::path::PathBuf;
+
+use crate::{DisplayNameError, PasswordError, UsernameError};
+
+/// Everything a store call can fail with. Input errors are specific so that the command line
+/// can say exactly what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The database file could not be created.
+    #[error("cannot create database file {path}: {source}")]
+    Create {
+        /// The database file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The database could not be opened or set up (not a database, unreadable, locked ...).
+    #[error("cannot open database {path}: {source}")]
+    Open {
+        /// The database file.
+        path: PathBuf,
+        /// Why.
+        source: rusqlite::Error,
+    },
+    /// The file system did not allow the write-ahead log (some network file systems).
+    #[error("database {path}: journal mode is {mode:?}, WAL is required (use a local file system)")]
+    NoWal {
+        /// The database file.
+        path: PathBuf,
+        /// The journal mode SQLite reported.
+        mode: String,
+    },
+    /// The database was written by a newer Conclave.
+    #[error(
+        "database {path} has schema version {found}, but this conclave knows only up to \
+         version {known}: it was written by a newer conclave; run that version (or restore \
+         a backup), never an older binary on a newer database"
+    )]
+    SchemaTooNew {
+        /// The database file.
+        path: PathBuf,
+        /// Its `user_version`.
+        found: u32,
+        /// The newest version this binary knows.
+        known: u32,
+    },
+    /// A migration failed; the database is left at the previous version.
+    #[error("database {path}: migration to schema version {version} ({name}) failed: {source}")]
+    Migration {
+        /// The database file.
+        path: PathBuf,
+        /// The version that could not be applied.
+        version: u32,
+        /// What that migration adds.
+        name: &'static str,
+        /// Why.
+        source: rusqlite::Error,
+    },
+    /// Any other SQLite failure.
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The username breaks the rules.
+    #[error(transparent)]
+    Username(#[from] UsernameError),
+    /// The display name breaks the rules.
+    #[error(transparent)]
+    DisplayName(#[from] DisplayNameError),
+    /// The password breaks the policy.
+    #[error(transparent)]
+    Password(#[from] PasswordError),
+    /// An account with this username (compared case-insensitively) exists.
+    #[error("user {0:?} already exists")]
+    UserExists(String),
+    /// No account with this username.
+    #[error("no user {0:?}")]
+    UnknownUser(String),
+    /// Argon2 failed (only on impossible parameters or out of memory).
+    #[error("password hashing failed: {0}")]
+    Hash(String),
+}

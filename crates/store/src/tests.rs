@@ -1,0 +1,529 @@
+//! Store tests on real SQLite files: migrations and upgrades, accounts, logins, sessions.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use rusqlite::Connection;
+use time::macros::datetime;
+
+use super::*;
+use crate::migrations::open_at_version;
+
+/// A fresh directory, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> TempDir {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "conclave-store-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+    fn path(&self) -> &Path {
+        &self.0
+    }
+    fn db(&self) -> PathBuf {
+        self.0.join(DB_FILE)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+const T0: OffsetDateTime = datetime!(2026-11-22 10:00 UTC);
+const PW: &str = "violet tractor umbrella";
+
+fn open(dir: &TempDir) -> Store {
+    Store::open(dir.path(), StoreOptions::default()).unwrap()
+}
+
+fn pragma<T: rusqlite::types::FromSql>(conn: &Connection, name: &str) -> T {
+    conn.query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))
+        .unwrap()
+}
+
+#[test]
+fn store_can_be_shared_across_threads() {
+    fn shareable<T: Send + Sync + 'static>() {}
+    shareable::<Store>();
+}
+
+#[test]
+fn new_database_is_current_durable_and_private() {
+    let dir = TempDir::new();
+    let store = open(&dir);
+    assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+    assert_eq!(SCHEMA_VERSION, 2);
+    assert_eq!(store.integrity_check().unwrap(), "ok");
+    {
+        let conn = store.lock();
+        assert_eq!(pragma::<String>(&conn, "journal_mode"), "wal");
+        assert_eq!(pragma::<i64>(&conn, "synchronous"), 2, "FULL");
+        assert_eq!(pragma::<i64>(&conn, "foreign_keys"), 1);
+        assert_eq!(pragma::<i64>(&conn, "secure_delete"), 1);
+        assert_eq!(pragma::<i64>(&conn, "busy_timeout"), 5000);
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.db()).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    }
+    drop(store);
+    // Opening again changes nothing.
+    let store = open(&dir);
+    assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+}
+
+#[test]
+fn each_migration_is_one_transaction_from_empty() {
+    let dir = TempDir::new();
+    for v in 0..=migrations::MIGRATIONS.len() {
+        let conn = open_at_version(&dir.db(), v).unwrap();
+        assert_eq!(migrations::user_version(&conn).unwrap() as usize, v);
+    }
+    let conn = open_at_version(&dir.db(), 2).unwrap();
+    let tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(tables, ["sessions", "users"]);
+}
+
+#[test]
+fn upgrade_from_version_1_keeps_the_accounts() {
+    let dir = TempDir::new();
+    let hash = password::hash(PW).unwrap();
+    {
+        let conn = open_at_version(&dir.db(), 1).unwrap();
+        assert_eq!(migrations::user_version(&conn).unwrap(), 1);
+        // As a version-1 binary wrote them: no expires_at column yet.
+        conn.execute(
+            "INSERT INTO users (username, display_name, password_hash, status, created_at,
+                                last_login_at)
+             VALUES ('ada', 'Ada Lovelace', ?1, 'active', ?2, ?3),
+                    ('bob', 'Bob', ?1, 'disabled', ?2, NULL)",
+            rusqlite::params![hash, unix(T0), unix(T0) + 60],
+        )
+        .unwrap();
+        assert!(
+            conn.execute("SELECT expires_at FROM users", []).is_err(),
+            "version 1 has no expires_at"
+        );
+    }
+    let store = open(&dir);
+    assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+    let list = store.list_accounts().unwrap();
+    assert_eq!(list.len(), 2);
+    let ada = &list[0];
+    assert_eq!(ada.username, "ada");
+    assert_eq!(ada.display_name, "Ada Lovelace");
+    assert_eq!(ada.created_at, T0);
+    assert_eq!(ada.last_login_at, Some(T0 + time::Duration::minutes(1)));
+    assert_eq!(ada.expires_at, None);
+    assert_eq!(list[1].status, AccountStatus::Disabled);
+    // The old hash still verifies, and the new tables work with old rows.
+    let acc = store.verify_login("ada", PW, T0).unwrap();
+    let s = store.create_session(acc.id, T0).unwrap();
+    assert_eq!(store.session_account(&s.token, T0).unwrap(), Some(acc));
+    store.set_expiry("ada", Some(T0), T0).unwrap();
+    assert!(matches!(
+        store.verify_login("ada", PW, T0),
+        Err(LoginError::Expired)
+    ));
+    assert_eq!(store.integrity_check().unwrap(), "ok");
+}
+
+#[test]
+fn a_database_from_a_newer_binary_is_refused_and_left_alone() {
+    let dir = TempDir::new();
+    drop(open(&dir));
+    {
+        let conn = Connection::open(dir.db()).unwrap();
+        conn.pragma_update(None, "user_version", 99).unwrap();
+    }
+    let err = Store::open(dir.path(), StoreOptions::default()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::SchemaTooNew {
+                found: 99,
+                known: 2,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let msg = err.to_string();
+    assert!(msg.contains("99") && msg.contains("newer"), "{msg}");
+    let conn = Connection::open(dir.db()).unwrap();
+    assert_eq!(migrations::user_version(&conn).unwrap(), 99);
+}
+
+#[test]
+fn a_file_that_is_not_a_database_is_a_clear_error() {
+    let dir = TempDir::new();
+    std::fs::write(dir.db(), vec![0x42u8; 4096]).unwrap();
+    let err = Store::open(dir.path(), StoreOptions::default()).unwrap_err();
+    assert!(matches!(err, Error::Open { .. }), "{err:?}");
+    assert!(err.to_string().contains("conclave.db"), "{err}");
+    let err = Store::open(&dir.path().join("missing-dir"), StoreOptions::default()).unwrap_err();
+    assert!(matches!(err, Error::Create { .. }), "{err:?}");
+}
+
+#[test]
+fn add_list_and_input_errors() {
+    let dir = TempDir::new();
+    let store = open(&dir);
+    let a = store.add_account("Ada", "  Ada Lovelace ", PW, T0).unwrap();
+    assert_eq!(a.username, "ada");
+    assert_eq!(a.display_name, "Ada Lovelace");
+    assert_eq!(a.status, AccountStatus::Active);
+    assert_eq!(a.created_at, T0);
+    assert_eq!(a.last_login_at, None);
+    assert_eq!(a.expires_at, None);
+    assert_eq!(a.state(T0), "active");
+    store.add_account("bob", "Bob", PW, T0).unwrap();
+    let names: Vec<String> = store
+        .list_accounts()
+        .unwrap()
+        .into_iter()
+        .map(|a| a.username)
+        .collect();
+    assert_eq!(names, ["ada", "bob"]);
+
+    let e = store.add_account("ADA", "Other", PW, T0).unwrap_err();
+    assert!(matches!(e, Error::UserExists(ref n) if n == "ada"), "{e:?}");
+    let e = store.add_account("a b", "X", PW, T0).unwrap_err();
+    assert!(
+        matches!(e, Error::Username(UsernameError::InvalidChar(' '))),
+        "{e:?}"
+    );
+    let e = store.add_account("carol", " ", PW, T0).unwrap_err();
+    assert!(
+        matches!(e, Error::DisplayName(DisplayNameError::Empty)),
+        "{e:?}"
+    );
+    for (pw, want) in [
+        ("short", PasswordError::TooShort { min: 12 }),
+        ("Password1234", PasswordError::Common),
+        ("Carol-Longer", PasswordError::SameAsUsername),
+    ] {
+        let user = if want == PasswordError::SameAsUsername {
+            "carol-longer"
+        } else {
+            "carol"
+        };
+        let e = store.add_account(user, "Carol", pw, T0).unwrap_err();
+        match e {
+            Error::Password(got) => assert_eq!(got, want, "{pw}"),
+            other => panic!("{pw}: {other:?}"),
+        }
+    }
+    assert_eq!(store.account("carol").unwrap(), None);
+    assert_eq!(store.list_accounts().unwrap().len(), 2);
+    // A stricter configured minimum applies.
+    let strict = Store::open(
+        dir.path(),
+        StoreOptions {
+            password_policy: PasswordPolicy { min_chars: 30 },
+            ..StoreOptions::default()
+        },
+    )
+    .unwrap();
+    let e = strict.add_account("dora", "Dora", PW, T0).unwrap_err();
+    assert!(
+        matches!(e, Error::Password(PasswordError::TooShort { min: 30 })),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn login_outcomes_and_last_login() {
+    let dir = TempDir::new();
+    let store = open(&dir);
+    let ada = store.add_account("ada", "Ada", PW, T0).unwrap();
+    let ok = store.verify_login("ADA", PW, T0).unwrap();
+    assert_eq!(ok.id, ada.id);
+    assert!(matches!(
+        store.verify_login("ada", "wrong password!", T0),
+        Err(LoginError::BadPassword)
+    ));
+    assert!(matches!(
+        store.verify_login("ada", &"x".repeat(5000), T0),
+        Err(LoginError::BadPassword)
+    ));
+    assert!(matches!(
+        store.verify_login("nobody", PW, T0),
+        Err(LoginError::UnknownUser)
+    ));
+    assert!(matches!(
+        store.verify_login("not a name!", PW, T0),
+        Err(LoginError::UnknownUser)
+    ));
+    store
+        .record_login(ada.id, T0 + time::Duration::hours(1))
+        .unwrap();
+    assert_eq!(
+        store.account("ada").unwrap().unwrap().last_login_at,
+        Some(T0 + time::Duration::hours(1))
+    );
+    assert!(matches!(
+        store.record_login(AccountId(9999), T0),
+        Err(Error::UnknownUser(_))
+    ));
+
+    // Disabled: the right password says so, a wrong one says only "wrong password".
+    store.disable("ada").unwrap();
+    assert!(matches!(
+        store.verify_login("ada", PW, T0),
+        Err(LoginError::Disabled)
+    ));
+    assert!(matches!(
+        store.verify_login("ada", "wrong password!", T0),
+        Err(LoginError::BadPassword)
+    ));
+    assert_eq!(store.account("ada").unwrap().unwrap().state(T0), "disabled");
+    store.enable("ada").unwrap();
+    store.verify_login("ada", PW, T0).unwrap();
+
+    // Expiry in the future: works until then.
+    let at = T0 + time::Duration::days(1);
+    store.set_expiry("ada", Some(at), T0).unwrap();
+    store.verify_login("ada", PW, T0).unwrap();
+    assert!(matches!(
+        store.verify_login("ada", PW, at),
+        Err(LoginError::Expired)
+    ));
+    assert_eq!(store.account("ada").unwrap().unwrap().state(at), "expired");
+    store.set_expiry("ada", None, at).unwrap();
+    store.verify_login("ada", PW, at).unwrap();
+
+    // New password: the old one stops working.
+    let new_pw = "a completely different phrase";
+    store.set_password("ada", new_pw, T0).unwrap();
+    assert!(matches!(
+        store.verify_login("ada", PW, T0),
+        Err(LoginError::BadPassword)
+    ));
+    let acc = store.verify_login("ada", new_pw, T0).unwrap();
+    assert_eq!(acc.password_changed_at, Some(T0));
+    assert!(matches!(
+        store.set_password("ada", "short", T0),
+        Err(Error::Password(PasswordError::TooShort { .. }))
+    ));
+
+    store.remove("ada").unwrap();
+    assert!(matches!(
+        store.verify_login("ada", new_pw, T0),
+        Err(LoginError::UnknownUser)
+    ));
+    for e in [
+        store.remove("ada").unwrap_err(),
+        store.disable("ada").unwrap_err(),
+        store.enable("ada").map(|_| 0).unwrap_err(),
+        store.set_expiry("ada", None, T0).unwrap_err(),
+        store.set_password("ada", PW, T0).unwrap_err(),
+    ] {
+        assert!(
+            matches!(e, Error::UnknownUser(ref n) if n == "ada"),
+            "{e:?}"
+        );
+    }
+}
+
+#[test]
+fn weak_hashes_are_upgraded_on_login() {
+    let dir = TempDir::new();
+    let store = open(&dir);
+    let ada = store.add_account("ada", "Ada", PW, T0).unwrap();
+    let weak = password::hash_with(PW, 4096, 1);
+    store
+        .lock()
+        .execute(
+            "UPDATE users SET password_hash = ?1 WHERE id = ?2",
+            rusqlite::params![weak, ada.id.0],
+        )
+        .unwrap();
+    store.verify_login("ada", PW, T0).unwrap();
+    let now: String = store
+        .lock()
+        .query_row("SELECT password_hash FROM users", [], |r| r.get(0))
+        .unwrap();
+    assert!(now.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{now}");
+    store.verify_login("ada", PW, T0).unwrap();
+}
+
+#[test]
+fn sessions_live_for_their_lifetime_and_die_with_the_account_state() {
+    let dir = TempDir::new();
+    let store = open(&dir);
+    let life = store.options().session_lifetime;
+    let ada = store.add_account("ada", "Ada", PW, T0).unwrap();
+    let bob = store.add_account("bob", "Bob", PW, T0).unwrap();
+
+    let s = store.create_session(ada.id, T0).unwrap();
+    assert_eq!(s.token.len(), TOKEN_CHARS);
+    assert!(
+        s.token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    );
+    assert!(
+        !format!("{s:?}").contains(&s.token),
+        "Debug hides the token"
+    );
+    assert_eq!(s.expires_at, T0 + life);
+    let found = store.session_account(&s.token, T0).unwrap().unwrap();
+    assert_eq!(found.id, ada.id);
+    assert!(
+        store
+            .session_account(&s.token, T0 + life)
+            .unwrap()
+            .is_none()
+    );
+    // Only the hash is stored.
+    let stored: Vec<u8> = store
+        .lock()
+        .query_row("SELECT token_hash FROM sessions", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(stored.len(), 32);
+    assert_ne!(stored, s.token.as_bytes());
+
+    // Garbage tokens.
+    for t in ["", "x", &"A".repeat(TOKEN_CHARS), &"A".repeat(10_000)] {
+        assert!(store.session_account(t, T0).unwrap().is_none());
+        assert!(!store.revoke_session(t).unwrap());
+    }
+    assert!(matches!(
+        store.create_session(AccountId(9999), T0),
+        Err(Error::UnknownUser(_))
+    ));
+
+    // Sign-out.
+    assert!(store.revoke_session(&s.token).unwrap());
+    assert!(!store.revoke_session(&s.token).unwrap());
+    assert!(store.session_account(&s.token, T0).unwrap().is_none());
+
+    // Disable, password change, expiry, removal end every session of that account only.
+    let bob_s = store.create_session(bob.id, T0).unwrap();
+    let a1 = store.create_session(ada.id, T0).unwrap();
+    let a2 = store.create_session(ada.id, T0).unwrap();
+    assert_eq!(store.session_count(ada.id).unwrap(), 2);
+    assert_eq!(store.disable("ada").unwrap(), 2);
+    assert!(store.session_account(&a1.token, T0).unwrap().is_none());
+    store.enable("ada").unwrap();
+    assert!(
+        store.session_account(&a2.token, T0).unwrap().is_none(),
+        "enable does not revive sessions"
+    );
+
+    let a3 = store.create_session(ada.id, T0).unwrap();
+    assert_eq!(
+        store
+            .set_password("ada", "another fine password", T0)
+            .unwrap(),
+        1
+    );
+    assert!(store.session_account(&a3.token, T0).unwrap().is_none());
+
+    let a4 = store.create_session(ada.id, T0).unwrap();
+    let at = T0 + time::Duration::hours(1);
+    assert_eq!(store.set_expiry("ada", Some(at), T0).unwrap(), 0);
+    assert!(store.session_account(&a4.token, T0).unwrap().is_some());
+    assert!(
+        store.session_account(&a4.token, at).unwrap().is_none(),
+        "an expired account's session does not work"
+    );
+    assert_eq!(store.set_expiry("ada", Some(at), at).unwrap(), 1);
+
+    let a5 = store.create_session(ada.id, T0).unwrap();
+    store.set_expiry("ada", None, T0).unwrap();
+    assert_eq!(store.revoke_sessions(ada.id).unwrap(), 1);
+    assert!(store.session_account(&a5.token, T0).unwrap().is_none());
+
+    store.create_session(ada.id, T0).unwrap();
+    assert_eq!(store.remove("ada").unwrap(), 1);
+    assert_eq!(store.session_count(ada.id).unwrap(), 0);
+    assert_eq!(
+        store.session_account(&bob_s.token, T0).unwrap().unwrap().id,
+        bob.id
+    );
+
+    // Purge.
+    store
+        .create_session(bob.id, T0 + time::Duration::hours(1))
+        .unwrap();
+    assert_eq!(store.purge_expired_sessions(T0 + life).unwrap(), 1);
+    assert_eq!(store.session_count(bob.id).unwrap(), 1);
+    assert_eq!(
+        store
+            .purge_expired_sessions(T0 + life + time::Duration::hours(1))
+            .unwrap(),
+        1
+    );
+    assert_eq!(store.session_count(bob.id).unwrap(), 0);
+}
+
+#[test]
+fn configurable_session_lifetime() {
+    let dir = TempDir::new();
+    let store = Store::open(
+        dir.path(),
+        StoreOptions {
+            session_lifetime: time::Duration::hours(1),
+            ..StoreOptions::default()
+        },
+    )
+    .unwrap();
+    let ada = store.add_account("ada", "Ada", PW, T0).unwrap();
+    let s = store.create_session(ada.id, T0).unwrap();
+    assert_eq!(s.expires_at, T0 + time::Duration::hours(1));
+    let almost = T0 + time::Duration::minutes(59);
+    assert!(store.session_account(&s.token, almost).unwrap().is_some());
+    assert!(
+        store
+            .session_account(&s.token, T0 + time::Duration::hours(1))
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[test]
+fn two_handles_on_one_file_see_each_other() {
+    // The server and a `conclave user ...` command open the same file at once.
+    let dir = TempDir::new();
+    let server = open(&dir);
+    let cli = open(&dir);
+    let ada = cli.add_account("ada", "Ada", PW, T0).unwrap();
+    let s = server.create_session(ada.id, T0).unwrap();
+    assert!(server.session_account(&s.token, T0).unwrap().is_some());
+    cli.disable("ada").unwrap();
+    assert!(server.session_account(&s.token, T0).unwrap().is_none());
+    let store = std::sync::Arc::new(server);
+    let threads: Vec<_> = (0..4)
+        .map(|i| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                store
+                    .add_account(&format!("user{i}"), "U", PW, T0)
+                    .map(|a| a.username)
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap().unwrap();
+    }
+    assert_eq!(cli.list_accounts().unwrap().len(), 5);
+}
