@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 use conclave_room::{Identity, Peer};
 
 use crate::conference::ToConference;
+use crate::signin::{self, SignIn};
 use crate::ws::{self, SocketLimits};
 
 /// The browser client, embedded at build time (read from disk in debug builds).
@@ -31,18 +32,43 @@ base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 struct AppState {
     conf: mpsc::UnboundedSender<ToConference>,
     limits: SocketLimits,
+    signin: SignIn,
 }
 
+impl axum::extract::FromRef<AppState> for SignIn {
+    fn from_ref(s: &AppState) -> SignIn {
+        s.signin.clone()
+    }
+}
+
+/// Largest body of an API request.
+const MAX_API_BODY: usize = 8 * 1024;
+
 /// Build the router.
-pub fn router(conf: mpsc::UnboundedSender<ToConference>, limits: SocketLimits) -> Router {
+pub fn router(
+    conf: mpsc::UnboundedSender<ToConference>,
+    limits: SocketLimits,
+    signin: SignIn,
+) -> Router {
     Router::new()
         .route("/ws", get(websocket))
+        .route(
+            "/api/session",
+            get(signin::whoami)
+                .post(signin::sign_in)
+                .delete(signin::sign_out)
+                .layer(axum::extract::DefaultBodyLimit::max(MAX_API_BODY)),
+        )
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/", get(index))
         .route("/r/{room}", get(room_page))
         .route("/{*path}", get(asset))
         .layer(axum::middleware::map_response(security_headers))
-        .with_state(AppState { conf, limits })
+        .with_state(AppState {
+            conf,
+            limits,
+            signin,
+        })
 }
 
 async fn security_headers(mut res: Response) -> Response {
@@ -93,7 +119,7 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 /// Whether a request's `Origin` (if any) is this server (`Host`, or the URI's authority over
 /// HTTP/2). Browsers always send `Origin` on WebSocket upgrades; other clients (tools, tests)
 /// send none and are not riding on anybody's cookies.
-fn same_origin(headers: &HeaderMap, uri: &axum::http::Uri) -> bool {
+pub fn same_origin(headers: &HeaderMap, uri: &axum::http::Uri) -> bool {
     let Some(origin) = headers.get(header::ORIGIN) else {
         return true;
     };
@@ -139,12 +165,21 @@ async fn websocket(
         std::net::Ipv4Addr::LOCALHOST.into(),
         |Extension(PeerAddr(a))| a.ip().to_canonical(),
     );
-    let peer = Peer {
-        addr,
-        identity: Identity::Anonymous {
-            guest_key: guest_key(&headers),
+    // A valid session cookie makes the connection the account's; anything else is a guest.
+    let guest = guest_key(&headers);
+    let signin = st.signin.clone();
+    let account = tokio::task::spawn_blocking(move || signin.account_for(&headers))
+        .await
+        .ok()
+        .flatten();
+    let identity = match account {
+        Some(a) => Identity::Account {
+            username: a.username,
+            name: a.display_name,
         },
+        None => Identity::Anonymous { guest_key: guest },
     };
+    let peer = Peer { addr, identity };
     // The transport limit is generous; the exact limit (with its error code) is checked in
     // `ws::serve` so the client learns why it was cut off.
     let hard = st.limits.max_message_bytes.saturating_mul(4);

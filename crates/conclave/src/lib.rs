@@ -5,6 +5,7 @@ pub mod conference;
 pub mod config;
 pub mod http;
 pub mod invite;
+pub mod signin;
 pub mod tls;
 pub mod ws;
 
@@ -89,7 +90,19 @@ impl Server {
             max_message_bytes: config.limits.max_message_bytes,
             idle_timeout: Duration::from_secs(config.participant_timeout_secs),
         };
-        let app = http::router(conf_tx.clone(), limits);
+        let store = conclave_store::Store::open(&config.data_dir, config.accounts.store_options())
+            .with_context(|| {
+                format!(
+                    "cannot open the account database in {}",
+                    config.data_dir.display()
+                )
+            })?;
+        let signin = signin::SignIn::new(
+            Arc::new(store),
+            config.attempts.throttle(),
+            config.accounts.session_hours * 3600,
+        );
+        let app = http::router(conf_tx.clone(), limits, signin);
         let accept = tokio::spawn(accept_loop(listener, tls, app));
         Ok(Server {
             https_addr,

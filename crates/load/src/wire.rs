@@ -21,6 +21,16 @@ pub struct RawSocket {
 
 /// Open the signalling WebSocket of the server at `https://host:port`.
 pub async fn connect(base: &str) -> Result<RawSocket> {
+    connect_with(base, None).await
+}
+
+/// Like [`connect`], sending a `Cookie` header (e.g. a sign-in session).
+pub async fn connect_with_cookie(base: &str, cookie: &str) -> Result<RawSocket> {
+    connect_with(base, Some(cookie)).await
+}
+
+async fn connect_with(base: &str, cookie: Option<&str>) -> Result<RawSocket> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     let url = crate::ws_url(base)?;
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider.clone())
@@ -29,8 +39,12 @@ pub async fn connect(base: &str) -> Result<RawSocket> {
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(AcceptAny(provider)))
         .with_no_client_auth();
+    let mut request = url.as_str().into_client_request()?;
+    if let Some(c) = cookie {
+        request.headers_mut().insert("cookie", c.parse()?);
+    }
     let (ws, _) = tokio_tungstenite::connect_async_tls_with_config(
-        url.as_str(),
+        request,
         None,
         false,
         Some(Connector::Rustls(Arc::new(config))),

@@ -1,0 +1,252 @@
+//! Sign-in over real HTTPS with a real SQLite file: session cookie, CSRF defences, the
+//! account's identity on the WebSocket, sign-out, throttled guessing, and `user list`
+//! showing the last login.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{ROOM, https, start};
+use conclave_proto::{ClientMessage, Role, ServerMessage};
+use conclave_store::{OffsetDateTime, Store, StoreOptions};
+
+const PASSWORD: &str = "violet staple orbit canyon";
+const JSON: (&str, &str) = ("content-type", "application/json");
+
+fn creds(user: &str, password: &str) -> String {
+    serde_json::json!({"username": user, "password": password}).to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_joins_as_the_account_and_sign_out_ends_the_session() {
+    let srv = start(|c| c.access.mode = conclave::config::AccessModeConfig::Hosts).await;
+    let store = Store::open(&srv.dir, StoreOptions::default()).unwrap();
+    store
+        .add_account("hanna", "Hanna Host", PASSWORD, OffsetDateTime::now_utc())
+        .unwrap();
+
+    // CSRF defences: not JSON, or from another origin: refused before any password check.
+    let r = https(
+        &srv.url,
+        "POST",
+        "/api/session",
+        &[("content-type", "application/x-www-form-urlencoded")],
+        "username=hanna",
+    )
+    .await;
+    assert_eq!(r.status, 415, "{r:?}");
+    let r = https(
+        &srv.url,
+        "POST",
+        "/api/session",
+        &[JSON, ("origin", "https://evil.example")],
+        &creds("hanna", PASSWORD),
+    )
+    .await;
+    assert_eq!(r.status, 403, "{r:?}");
+    let r = https(&srv.url, "POST", "/api/session", &[JSON], "{not json").await;
+    assert_eq!(r.status, 400, "{r:?}");
+
+    // Wrong password and unknown user: the same answer.
+    let wrong = https(
+        &srv.url,
+        "POST",
+        "/api/session",
+        &[JSON],
+        &creds("hanna", "not the password"),
+    )
+    .await;
+    let unknown = https(
+        &srv.url,
+        "POST",
+        "/api/session",
+        &[JSON],
+        &creds("nobody", PASSWORD),
+    )
+    .await;
+    assert_eq!((wrong.status, &wrong.body), (unknown.status, &unknown.body));
+    assert_eq!(wrong.status, 401);
+
+    let r = https(
+        &srv.url,
+        "POST",
+        "/api/session",
+        &[JSON],
+        &creds("hanna", PASSWORD),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let set = r
+        .headers
+        .get("set-cookie")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    for attr in ["HttpOnly", "Secure", "SameSite=Strict", "Path=/"] {
+        assert!(set.contains(attr), "{set}");
+    }
+    let cookie = r.cookie("conclave_session").unwrap();
+    let me = https(&srv.url, "GET", "/api/session", &[("cookie", &cookie)], "").await;
+    assert_eq!(me.status, 200);
+    assert!(me.body.contains("Hanna Host"), "{}", me.body);
+
+    // The WebSocket with the cookie is the account: a host (moderator) whose name is the
+    // account's, with the "signed in" badge for others.
+    let mut ws = conclave_load::connect_with_cookie(&srv.url, &cookie)
+        .await
+        .unwrap();
+    ws.send(&ClientMessage::Join {
+        v: 1,
+        room: ROOM.into(),
+        name: "whatever".into(),
+        password: None,
+        token: None,
+    })
+    .await
+    .unwrap();
+    let m = ws
+        .recv_until(Duration::from_secs(10), |m| {
+            matches!(m, ServerMessage::Joined { .. })
+        })
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            m,
+            ServerMessage::Joined {
+                role: Role::Moderator,
+                ..
+            }
+        ),
+        "{m:?}"
+    );
+    // A guest (no cookie) waits for admission in hosts mode and is shown the host's name.
+    let mut guest = conclave_load::connect(&srv.url).await.unwrap();
+    guest
+        .send(&ClientMessage::Join {
+            v: 1,
+            room: ROOM.into(),
+            name: "Gast".into(),
+            password: None,
+            token: None,
+        })
+        .await
+        .unwrap();
+    let m = guest
+        .recv_until(Duration::from_secs(10), |m| {
+            !matches!(m, ServerMessage::Offer { .. })
+        })
+        .await
+        .unwrap();
+    assert!(matches!(m, ServerMessage::Lobby { .. }), "{m:?}");
+    let knock = ws
+        .recv_until(Duration::from_secs(10), |m| {
+            matches!(m, ServerMessage::Knock { .. })
+        })
+        .await
+        .unwrap();
+    let ServerMessage::Knock { knock } = knock else {
+        unreachable!()
+    };
+    ws.send(&ClientMessage::Admit {
+        participant: knock.participant,
+    })
+    .await
+    .unwrap();
+    let m = guest
+        .recv_until(Duration::from_secs(10), |m| {
+            matches!(m, ServerMessage::Joined { .. })
+        })
+        .await
+        .unwrap();
+    let ServerMessage::Joined {
+        participants, role, ..
+    } = m
+    else {
+        unreachable!()
+    };
+    assert_eq!(role, Role::Guest);
+    assert_eq!(participants[0].name, "Hanna Host");
+    assert!(participants[0].signed_in);
+
+    // `conclave user list` shows the last login.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_conclave"))
+        .args(["user", "list", "--json", "--data-dir"])
+        .arg(&srv.dir)
+        .env_remove("CONCLAVE_CONFIG")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let hanna = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["username"] == "hanna")
+        .unwrap();
+    assert!(hanna["last_login_at"].is_string(), "{hanna}");
+
+    // Sign out: the cookie is cleared and the session no longer works.
+    let r = https(
+        &srv.url,
+        "DELETE",
+        "/api/session",
+        &[("cookie", &cookie)],
+        "",
+    )
+    .await;
+    assert_eq!(r.status, 204);
+    assert!(
+        r.headers
+            .get("set-cookie")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .contains("Max-Age=0")
+    );
+    let me = https(&srv.url, "GET", "/api/session", &[("cookie", &cookie)], "").await;
+    assert_eq!(me.status, 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_guessing_at_sign_in_is_throttled() {
+    let srv = start(|_| {}).await;
+    let store = Store::open(&srv.dir, StoreOptions::default()).unwrap();
+    store
+        .add_account("bob", "Bob", PASSWORD, OffsetDateTime::now_utc())
+        .unwrap();
+    let mut statuses = Vec::new();
+    for i in 0..8 {
+        let r = https(
+            &srv.url,
+            "POST",
+            "/api/session",
+            &[JSON],
+            &creds("bob", &format!("guess {i}")),
+        )
+        .await;
+        statuses.push(r.status);
+        if r.status == 429 {
+            assert!(r.headers.get("retry-after").is_some());
+            assert!(r.body.contains("too_many_attempts"), "{}", r.body);
+        }
+    }
+    // Five free guesses, then a wait: the sixth fails, the seventh comes too early.
+    assert_eq!(&statuses[..6], &[401; 6]);
+    assert_eq!(statuses[6], 429, "{statuses:?}");
+    // The right password is refused too while waiting.
+    let r = https(
+        &srv.url,
+        "POST",
+        "/api/session",
+        &[JSON],
+        &creds("bob", PASSWORD),
+    )
+    .await;
+    assert_eq!(r.status, 429);
+}
