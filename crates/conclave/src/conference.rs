@@ -80,7 +80,10 @@ pub async fn run(
                 Some(m) => m,
                 None => break,
             },
-            _ = tick.tick(), if !expiries.is_empty() => {
+            _ = tick.tick() => {
+                // Reserved rooms whose window ended close themselves.
+                let effects = core.handle(Instant::now(), Input::Tick);
+                run_effects(&conns, &media, effects);
                 let wall = SystemTime::now();
                 let expired: Vec<ConnId> =
                     expiries.iter().filter(|(_, t)| **t <= wall).map(|(c, _)| *c).collect();

@@ -51,6 +51,39 @@ pub struct Config {
     pub public_url: Option<String>,
     /// Local accounts and sign-in sessions.
     pub accounts: AccountsConfig,
+    /// The admin REST API (room reservations).
+    pub api: ApiConfig,
+}
+
+/// `[api]`
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// File holding the admin API key (at least 32 characters; one trailing newline is
+    /// ignored). Requests carry it as `Authorization: Bearer <key>`. Without it the admin
+    /// API is off.
+    pub admin_key_file: Option<PathBuf>,
+}
+
+/// Shortest admin API key.
+pub const MIN_ADMIN_KEY_CHARS: usize = 32;
+
+impl ApiConfig {
+    /// Read the admin key, if configured.
+    pub fn admin_key(&self) -> Result<Option<String>> {
+        let Some(path) = &self.admin_key_file else {
+            return Ok(None);
+        };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("api.admin_key_file: cannot read {}", path.display()))?;
+        let key = text.strip_suffix('\n').unwrap_or(&text).to_owned();
+        if key.chars().count() < MIN_ADMIN_KEY_CHARS || key.chars().any(char::is_whitespace) {
+            bail!(
+                "api.admin_key_file: the key must be at least {MIN_ADMIN_KEY_CHARS} characters without spaces"
+            );
+        }
+        Ok(Some(key))
+    }
 }
 
 /// `[access]`
@@ -337,6 +370,7 @@ impl Default for Config {
             tokens: conclave_token::TokenConfig::default(),
             public_url: None,
             accounts: AccountsConfig::default(),
+            api: ApiConfig::default(),
         }
     }
 }
@@ -621,6 +655,7 @@ mod tests {
             "jwks_file",
             "jwks_url",
             "jwks_ca_file",
+            "admin_key_file",
         ];
         let uncommented: String = text
             .lines()

@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 use conclave_room::{Identity, Peer};
 
 use crate::conference::ToConference;
+use crate::rooms_api::{self, AdminApi};
 use crate::signin::{self, SignIn};
 use crate::ws::{self, SocketLimits};
 
@@ -33,6 +34,13 @@ struct AppState {
     conf: mpsc::UnboundedSender<ToConference>,
     limits: SocketLimits,
     signin: SignIn,
+    admin: AdminApi,
+}
+
+impl axum::extract::FromRef<AppState> for AdminApi {
+    fn from_ref(s: &AppState) -> AdminApi {
+        s.admin.clone()
+    }
 }
 
 impl axum::extract::FromRef<AppState> for SignIn {
@@ -49,6 +57,7 @@ pub fn router(
     conf: mpsc::UnboundedSender<ToConference>,
     limits: SocketLimits,
     signin: SignIn,
+    admin: AdminApi,
 ) -> Router {
     Router::new()
         .route("/ws", get(websocket))
@@ -59,6 +68,13 @@ pub fn router(
                 .delete(signin::sign_out)
                 .layer(axum::extract::DefaultBodyLimit::max(MAX_API_BODY)),
         )
+        .route(
+            "/api/rooms",
+            get(rooms_api::list)
+                .post(rooms_api::create)
+                .layer(axum::extract::DefaultBodyLimit::max(MAX_API_BODY)),
+        )
+        .route("/api/rooms/{room}", axum::routing::delete(rooms_api::delete))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/", get(index))
         .route("/r/{room}", get(room_page))
@@ -68,6 +84,7 @@ pub fn router(
             conf,
             limits,
             signin,
+            admin,
         })
 }
 

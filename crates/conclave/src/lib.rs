@@ -5,6 +5,7 @@ pub mod conference;
 pub mod config;
 pub mod http;
 pub mod invite;
+pub mod rooms_api;
 pub mod signin;
 pub mod tls;
 pub mod ws;
@@ -97,12 +98,27 @@ impl Server {
                     config.data_dir.display()
                 )
             })?;
+        let store = Arc::new(store);
+        // Reservations survive restarts: the ended ones go, the others reach the room core.
+        let reservations = store
+            .purge_ended_reservations(conclave_store::OffsetDateTime::now_utc())
+            .and_then(|_| store.list_reservations())
+            .context("cannot read room reservations")?;
+        for r in &reservations {
+            rooms_api::announce(&conf_tx, r);
+        }
+        let admin = rooms_api::AdminApi {
+            key: config.api.admin_key()?.map(Into::into),
+            store: store.clone(),
+            conf: conf_tx.clone(),
+            base_url: config.base_url(),
+        };
         let signin = signin::SignIn::new(
-            Arc::new(store),
+            store,
             config.attempts.throttle(),
             config.accounts.session_hours * 3600,
         );
-        let app = http::router(conf_tx.clone(), limits, signin);
+        let app = http::router(conf_tx.clone(), limits, signin, admin);
         let accept = tokio::spawn(accept_loop(listener, tls, app));
         Ok(Server {
             https_addr,

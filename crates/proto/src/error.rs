@@ -60,6 +60,8 @@ pub enum ErrorCode {
     InvalidToken,
     /// A new room password does not meet the policy.
     InvalidPassword,
+    /// The room is reserved and its window has not begun; the message says when it opens.
+    NotOpenYet,
     /// The server failed; the message says what.
     Internal,
 }

@@ -193,12 +193,15 @@ pub enum ClientMessage {
 }
 
 /// A participant's role in a room.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// May do everything, including moderator actions.
     Moderator,
     /// Signed in, holds a token, or joined an `open` room: the room's participant permissions.
+    #[default]
     Participant,
     /// Joined without signing in where that makes a difference: the room's guest permissions.
     Guest,
@@ -328,10 +331,12 @@ pub struct ParticipantInfo {
     /// Whether their hand is raised.
     #[serde(default)]
     pub hand_raised: bool,
-    /// Their role in the room.
+    /// Their role in the room (absent in messages from before roles: `participant`).
+    #[serde(default)]
     pub role: Role,
     /// Signed in with an account or a token (the "signed in" badge); otherwise a guest
     /// whose name nobody vouches for.
+    #[serde(default)]
     pub signed_in: bool,
 }
 

@@ -957,3 +957,38 @@ fn join_attempts_per_address_are_limited() {
     w.connect_from(200, guest("x"), addr(8));
     assert!(error_of(&w.join(200, None), 200).is_none());
 }
+
+#[test]
+fn a_reserved_room_opens_in_its_window_with_its_settings_and_closes_itself() {
+    let mut w = World::new(AccessMode::Open);
+    let t0 = w.now;
+    w.input(Input::Reserve(
+        w.room(),
+        crate::Reservation {
+            opens: t0 + Duration::from_secs(60),
+            closes: t0 + Duration::from_secs(120),
+            password: Some("reserved password".into()),
+            lobby: true,
+        },
+    ));
+    w.connect(MOD, account("owner"));
+    let e = w.join(MOD, None);
+    let (code, message) = error_of(&e, MOD).unwrap();
+    assert_eq!(code, ErrorCode::NotOpenYet);
+    assert!(message.contains("opens in"), "{message}");
+    w.now = t0 + Duration::from_secs(61);
+    assert_eq!(joined_role(&w.join(MOD, None), MOD), Some(Role::Moderator));
+    let state = w.core.room_state(&w.room()).unwrap();
+    assert!(state.password_set && state.lobby);
+    w.connect(2, guest("g"));
+    assert_eq!(error_of(&w.join(2, None), 2).map(|e| e.0), Some(ErrorCode::PasswordRequired));
+    assert_eq!(joined_role(&w.join(2, Some("reserved password")), 2), Some(Role::Participant));
+    // Before the end nothing happens; at the end everyone is told and the room is gone.
+    assert!(w.input(Input::Tick).is_empty());
+    w.now = t0 + Duration::from_secs(121);
+    let e = w.input(Input::Tick);
+    assert_eq!(bye(&e, MOD), Some(LeaveReason::Ended));
+    assert_eq!(bye(&e, 2), Some(LeaveReason::Ended));
+    assert_eq!(w.core.room_count(), 0);
+    assert_eq!(w.core.reservation_count(), 0);
+}

@@ -111,6 +111,27 @@ pub enum Input {
     Malformed(ConnId, ProtocolError),
     /// The connection is gone (socket closed, timed out, or a fatal error at the edge).
     Closed(ConnId, LeaveReason),
+    /// A room is reserved (or its reservation changed): nobody enters before `opens`, the
+    /// meeting ends for everyone at `closes`, and the room starts with this password and
+    /// lobby setting.
+    Reserve(RoomId, Reservation),
+    /// A reservation was deleted; the room (if open) goes on as an ordinary room.
+    Unreserve(RoomId),
+    /// Time passes: reserved rooms whose window ended close.
+    Tick,
+}
+
+/// A room reservation as the core sees it (times already on the core's clock).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reservation {
+    /// No one gets in before this.
+    pub opens: Instant,
+    /// Everyone gets `bye` `ended` at this time.
+    pub closes: Instant,
+    /// The room password, if any.
+    pub password: Option<String>,
+    /// Whether guests wait in the lobby.
+    pub lobby: bool,
 }
 
 /// What the media plane must do. The core decides; the media plane obeys.
@@ -298,6 +319,7 @@ pub struct RoomCore {
     joins_by_addr: HashMap<IpAddr, TokenBucket>,
     passwords_by_addr: Throttle<IpAddr>,
     passwords_by_room: Throttle<RoomId>,
+    reservations: HashMap<RoomId, Reservation>,
 }
 
 impl RoomCore {
@@ -323,7 +345,13 @@ impl RoomCore {
             rooms: HashMap::new(),
             participants: 0,
             joins_by_addr: HashMap::new(),
+            reservations: HashMap::new(),
         }
+    }
+
+    /// Reserved rooms.
+    pub fn reservation_count(&self) -> usize {
+        self.reservations.len()
     }
 
     /// The room's moderation state, if the room exists.
@@ -403,6 +431,31 @@ impl RoomCore {
                 self.withdraw(conn, &mut out);
                 self.leave(conn, reason, &mut out);
                 self.conns.remove(&conn);
+            }
+            Input::Reserve(room, r) => {
+                if let Some(open) = self.rooms.get_mut(&room) {
+                    // Applies to an open room too: the operator changed the reservation.
+                    open.state.password_set = r.password.is_some();
+                    open.password = r.password.clone();
+                    open.state.lobby = r.lobby;
+                    self.broadcast_room_state(&room, &mut out);
+                }
+                self.reservations.insert(room, r);
+            }
+            Input::Unreserve(room) => {
+                self.reservations.remove(&room);
+            }
+            Input::Tick => {
+                let ended: Vec<RoomId> = self
+                    .reservations
+                    .iter()
+                    .filter(|(_, r)| r.closes <= now)
+                    .map(|(id, _)| id.clone())
+                    .collect();
+                for room in ended {
+                    self.reservations.remove(&room);
+                    self.end_meeting(&room, &mut out);
+                }
             }
         }
         out
@@ -634,16 +687,14 @@ impl RoomCore {
         match self.admission(now, &peer, &room_id, password) {
             Err(e) => out.push(Effect::Send(conn, ServerMessage::Error(e))),
             Ok(Admission::Enter(role)) => {
-                self.rooms
-                    .entry(room_id.clone())
-                    .or_insert_with(|| Room::new(&self.access));
+                self.open_room(&room_id);
                 self.enter(conn, &room_id, name, role, out);
             }
             Ok(Admission::Wait) => {
-                let room = self
-                    .rooms
-                    .entry(room_id.clone())
-                    .or_insert_with(|| Room::new(&self.access));
+                self.open_room(&room_id);
+                let Some(room) = self.rooms.get_mut(&room_id) else {
+                    return;
+                };
                 let me = conn.participant();
                 let signed_in = peer.identity.signed_in();
                 room.lobby.insert(
@@ -679,6 +730,20 @@ impl RoomCore {
         }
     }
 
+    /// Create the room if it is not open yet, with its reservation's settings.
+    fn open_room(&mut self, room_id: &RoomId) {
+        if self.rooms.contains_key(room_id) {
+            return;
+        }
+        let mut room = Room::new(&self.access);
+        if let Some(r) = self.reservations.get(room_id) {
+            room.password = r.password.clone();
+            room.state.password_set = r.password.is_some();
+            room.state.lobby = r.lobby;
+        }
+        self.rooms.insert(room_id.clone(), room);
+    }
+
     /// Whether `peer` may enter `room_id` now, must wait in the lobby, or is refused. Only
     /// reads state, except for the password throttles.
     fn admission(
@@ -691,12 +756,26 @@ impl RoomCore {
         let room = self.rooms.get(room_id);
         let first = room.is_none_or(|r| r.participants.is_empty());
         let role = role_at_join(self.access.mode, &peer.identity, first);
-        if role == Role::Moderator {
-            return Ok(Admission::Enter(role));
-        }
         // Guests of `hosts`/`closed` servers get the same answers for a room that does not
         // exist (yet) and for one that is protected, so room IDs cannot be probed.
         let uniform = self.access.mode != AccessMode::Open && !peer.identity.signed_in();
+        if let Some(r) = self.reservations.get(room_id)
+            && now < r.opens
+        {
+            if uniform {
+                return Ok(Admission::Wait);
+            }
+            return Err(ProtocolError::new(
+                ErrorCode::NotOpenYet,
+                format!(
+                    "this meeting is reserved and opens in {}",
+                    describe_wait(r.opens - now)
+                ),
+            ));
+        }
+        if role == Role::Moderator {
+            return Ok(Admission::Enter(role));
+        }
         let mut password_ok = false;
         if let Some(given) = password.filter(|p| !p.is_empty()) {
             let wait = [
@@ -1025,16 +1104,7 @@ impl RoomCore {
                 room.state.locked = locked;
                 self.broadcast_room_state(room_id, out);
             }
-            ClientMessage::EndMeeting {} => {
-                let everyone: Vec<ParticipantId> = room.join_order.clone();
-                let waiting: Vec<ParticipantId> = room.lobby.keys().copied().collect();
-                for w in waiting {
-                    self.turn_away(room_id, w, LeaveReason::Ended, None, out);
-                }
-                for p in everyone {
-                    self.expel(ConnId(p.0), LeaveReason::Ended, None, out);
-                }
-            }
+            ClientMessage::EndMeeting {} => self.end_meeting(room_id, out),
             ClientMessage::SetRole { participant, role } => {
                 let p = room.participants.get_mut(&participant).expect("checked");
                 if p.role == role {
@@ -1120,6 +1190,21 @@ impl RoomCore {
                 self.turn_away(room_id, participant, LeaveReason::Denied, message, out);
             }
             _ => {}
+        }
+    }
+
+    /// End the meeting for everyone in the room and everyone waiting; the room closes.
+    fn end_meeting(&mut self, room_id: &RoomId, out: &mut Vec<Effect>) {
+        let Some(room) = self.rooms.get(room_id) else {
+            return;
+        };
+        let everyone: Vec<ParticipantId> = room.join_order.clone();
+        let waiting: Vec<ParticipantId> = room.lobby.keys().copied().collect();
+        for w in waiting {
+            self.turn_away(room_id, w, LeaveReason::Ended, None, out);
+        }
+        for p in everyone {
+            self.expel(ConnId(p.0), LeaveReason::Ended, None, out);
         }
     }
 

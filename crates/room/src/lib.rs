@@ -12,7 +12,9 @@ mod rate;
 pub mod throttle;
 
 pub use crate::access::{AccessMode, BanKey, Identity};
-pub use crate::core::{AccessPolicy, ConnId, Effect, Input, MediaCommand, Peer, RoomCore};
+pub use crate::core::{
+    AccessPolicy, ConnId, Effect, Input, MediaCommand, Peer, Reservation, RoomCore,
+};
 pub use crate::throttle::{Throttle, ThrottleConfig};
 pub use limits::{Limits, MeetingSettings};
 pub use rate::TokenBucket;

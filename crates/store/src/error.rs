@@ -73,6 +73,9 @@ pub enum Error {
     /// An account with this username (compared case-insensitively) exists.
     #[error("user {0:?} already exists")]
     UserExists(String),
+    /// The room is already reserved.
+    #[error("room {0} is already reserved")]
+    ReservationExists(String),
     /// No account with this username.
     #[error("no user {0:?}")]
     UnknownUser(String),

@@ -18,6 +18,7 @@ mod error;
 mod migrations;
 mod names;
 mod password;
+mod reservations;
 mod sessions;
 
 use std::path::{Path, PathBuf};
@@ -35,6 +36,7 @@ pub use password::{
     DEFAULT_MIN_PASSWORD_CHARS, MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS_FLOOR, PasswordError,
     PasswordPolicy,
 };
+pub use reservations::Reservation;
 pub use sessions::{NewSession, TOKEN_CHARS};
 pub use time::OffsetDateTime;
 

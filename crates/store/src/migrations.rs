@@ -30,6 +30,10 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "sessions and account expiry",
         sql: include_str!("migrations/002_sessions.sql"),
     },
+    Migration {
+        name: "room reservations",
+        sql: include_str!("migrations/003_reservations.sql"),
+    },
 ];
 
 /// The schema version this binary writes and understands.

@@ -61,7 +61,7 @@ fn new_database_is_current_durable_and_private() {
     let dir = TempDir::new();
     let store = open(&dir);
     assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
-    assert_eq!(SCHEMA_VERSION, 2);
+    assert_eq!(SCHEMA_VERSION, 3);
     assert_eq!(store.integrity_check().unwrap(), "ok");
     {
         let conn = store.lock();
@@ -90,7 +90,7 @@ fn each_migration_is_one_transaction_from_empty() {
         let conn = open_at_version(&dir.db(), v).unwrap();
         assert_eq!(migrations::user_version(&conn).unwrap() as usize, v);
     }
-    let conn = open_at_version(&dir.db(), 2).unwrap();
+    let conn = open_at_version(&dir.db(), 3).unwrap();
     let tables: Vec<String> = conn
         .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name")
         .unwrap()
@@ -98,7 +98,45 @@ fn each_migration_is_one_transaction_from_empty() {
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
-    assert_eq!(tables, ["sessions", "users"]);
+    assert_eq!(tables, ["reservations", "sessions", "users"]);
+}
+
+#[test]
+fn upgrade_from_version_2_keeps_accounts_and_sessions_and_adds_reservations() {
+    let dir = TempDir::new();
+    let token = {
+        // A version-2 database with an account and a session, as a version-2 binary left it.
+        let conn = open_at_version(&dir.db(), 2).unwrap();
+        drop(conn);
+        let store = Store {
+            conn: Mutex::new(open_at_version(&dir.db(), 2).unwrap()),
+            path: dir.db(),
+            options: StoreOptions::default(),
+        };
+        let acc = store.add_account("ada", "Ada", PW, T0).unwrap();
+        store.create_session(acc.id, T0).unwrap().token
+    };
+    let store = open(&dir);
+    assert_eq!(store.schema_version().unwrap(), 3);
+    assert_eq!(store.session_account(&token, T0).unwrap().unwrap().username, "ada");
+    let r = Reservation {
+        room: "reservedroom00001".into(),
+        owner: "ada".into(),
+        opens_at: T0,
+        closes_at: T0 + time::Duration::hours(1),
+        password: Some("a room password".into()),
+        lobby: true,
+    };
+    store.add_reservation(&r, T0).unwrap();
+    assert!(matches!(store.add_reservation(&r, T0), Err(Error::ReservationExists(_))));
+    assert_eq!(store.list_reservations().unwrap(), vec![r.clone()]);
+    assert_eq!(store.reservation(&r.room).unwrap(), Some(r.clone()));
+    // The window must be a window.
+    let backwards = Reservation { room: "reservedroom00002".into(), closes_at: T0, ..r.clone() };
+    assert!(store.add_reservation(&backwards, T0).is_err());
+    assert_eq!(store.purge_ended_reservations(T0 + time::Duration::hours(2)).unwrap(), 1);
+    assert!(!store.remove_reservation(&r.room).unwrap());
+    assert_eq!(store.integrity_check().unwrap(), "ok");
 }
 
 #[test]
@@ -159,7 +197,7 @@ fn a_database_from_a_newer_binary_is_refused_and_left_alone() {
             err,
             Error::SchemaTooNew {
                 found: 99,
-                known: 2,
+                known: 3,
                 ..
             }
         ),
