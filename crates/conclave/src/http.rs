@@ -74,7 +74,10 @@ pub fn router(
                 .post(rooms_api::create)
                 .layer(axum::extract::DefaultBodyLimit::max(MAX_API_BODY)),
         )
-        .route("/api/rooms/{room}", axum::routing::delete(rooms_api::delete))
+        .route(
+            "/api/rooms/{room}",
+            axum::routing::delete(rooms_api::delete),
+        )
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/", get(index))
         .route("/r/{room}", get(room_page))

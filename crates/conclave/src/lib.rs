@@ -111,7 +111,11 @@ impl Server {
             key: config.api.admin_key()?.map(Into::into),
             store: store.clone(),
             conf: conf_tx.clone(),
-            base_url: config.base_url(),
+            // The real port when listening on port 0.
+            base_url: match &config.public_url {
+                Some(_) => config.base_url(),
+                None => format!("https://{https_addr}"),
+            },
         };
         let signin = signin::SignIn::new(
             store,

@@ -43,7 +43,11 @@ const MAX_WINDOW: Duration = Duration::from_secs(366 * 24 * 3600);
 const MAX_OWNER_CHARS: usize = 128;
 
 fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
-    (status, Json(json!({"error": code, "message": message.into()}))).into_response()
+    (
+        status,
+        Json(json!({"error": code, "message": message.into()})),
+    )
+        .into_response()
 }
 
 fn bad(message: impl Into<String>) -> Response {
@@ -141,7 +145,11 @@ pub async fn list(State(api): State<AdminApi>, headers: HeaderMap) -> Response {
                 .collect::<Vec<_>>(),
         )
         .into_response(),
-        _ => error(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the database failed"),
+        _ => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the database failed",
+        ),
     }
 }
 
@@ -166,12 +174,20 @@ pub async fn create(
         None => random_room_id(),
     };
     let owner = req.owner.trim().to_owned();
-    if owner.is_empty() || owner.chars().count() > MAX_OWNER_CHARS || owner.chars().any(char::is_control) {
-        return bad(format!("owner: 1 to {MAX_OWNER_CHARS} characters, no control characters"));
+    if owner.is_empty()
+        || owner.chars().count() > MAX_OWNER_CHARS
+        || owner.chars().any(char::is_control)
+    {
+        return bad(format!(
+            "owner: 1 to {MAX_OWNER_CHARS} characters, no control characters"
+        ));
     }
     let parse = |field: &str, v: &str| {
-        OffsetDateTime::parse(v, &Rfc3339)
-            .map_err(|_| bad(format!("{field}: an RFC 3339 time like 2026-11-22T10:00:00Z")))
+        OffsetDateTime::parse(v, &Rfc3339).map_err(|_| {
+            bad(format!(
+                "{field}: an RFC 3339 time like 2026-11-22T10:00:00Z"
+            ))
+        })
     };
     let opens_at = match parse("opens_at", &req.opens_at) {
         Ok(t) => t,
@@ -213,7 +229,11 @@ pub async fn create(
             "exists",
             format!("room {room} is already reserved"),
         ),
-        _ => error(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the database failed"),
+        _ => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the database failed",
+        ),
     }
 }
 
@@ -237,7 +257,11 @@ pub async fn delete(
             StatusCode::NO_CONTENT.into_response()
         }
         Ok(Ok(false)) => error(StatusCode::NOT_FOUND, "not_found", "no such reservation"),
-        _ => error(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the database failed"),
+        _ => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the database failed",
+        ),
     }
 }
 

@@ -981,8 +981,14 @@ fn a_reserved_room_opens_in_its_window_with_its_settings_and_closes_itself() {
     let state = w.core.room_state(&w.room()).unwrap();
     assert!(state.password_set && state.lobby);
     w.connect(2, guest("g"));
-    assert_eq!(error_of(&w.join(2, None), 2).map(|e| e.0), Some(ErrorCode::PasswordRequired));
-    assert_eq!(joined_role(&w.join(2, Some("reserved password")), 2), Some(Role::Participant));
+    assert_eq!(
+        error_of(&w.join(2, None), 2).map(|e| e.0),
+        Some(ErrorCode::PasswordRequired)
+    );
+    assert_eq!(
+        joined_role(&w.join(2, Some("reserved password")), 2),
+        Some(Role::Participant)
+    );
     // Before the end nothing happens; at the end everyone is told and the room is gone.
     assert!(w.input(Input::Tick).is_empty());
     w.now = t0 + Duration::from_secs(121);

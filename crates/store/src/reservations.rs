@@ -95,8 +95,9 @@ impl Store {
 
     /// Delete reservations that closed before `now`; how many.
     pub fn purge_ended_reservations(&self, now: OffsetDateTime) -> Result<usize, Error> {
-        Ok(self
-            .lock()
-            .execute("DELETE FROM reservations WHERE closes_at <= ?1", [unix(now)])?)
+        Ok(self.lock().execute(
+            "DELETE FROM reservations WHERE closes_at <= ?1",
+            [unix(now)],
+        )?)
     }
 }

@@ -118,7 +118,10 @@ fn upgrade_from_version_2_keeps_accounts_and_sessions_and_adds_reservations() {
     };
     let store = open(&dir);
     assert_eq!(store.schema_version().unwrap(), 3);
-    assert_eq!(store.session_account(&token, T0).unwrap().unwrap().username, "ada");
+    assert_eq!(
+        store.session_account(&token, T0).unwrap().unwrap().username,
+        "ada"
+    );
     let r = Reservation {
         room: "reservedroom00001".into(),
         owner: "ada".into(),
@@ -128,13 +131,25 @@ fn upgrade_from_version_2_keeps_accounts_and_sessions_and_adds_reservations() {
         lobby: true,
     };
     store.add_reservation(&r, T0).unwrap();
-    assert!(matches!(store.add_reservation(&r, T0), Err(Error::ReservationExists(_))));
+    assert!(matches!(
+        store.add_reservation(&r, T0),
+        Err(Error::ReservationExists(_))
+    ));
     assert_eq!(store.list_reservations().unwrap(), vec![r.clone()]);
     assert_eq!(store.reservation(&r.room).unwrap(), Some(r.clone()));
     // The window must be a window.
-    let backwards = Reservation { room: "reservedroom00002".into(), closes_at: T0, ..r.clone() };
+    let backwards = Reservation {
+        room: "reservedroom00002".into(),
+        closes_at: T0,
+        ..r.clone()
+    };
     assert!(store.add_reservation(&backwards, T0).is_err());
-    assert_eq!(store.purge_ended_reservations(T0 + time::Duration::hours(2)).unwrap(), 1);
+    assert_eq!(
+        store
+            .purge_ended_reservations(T0 + time::Duration::hours(2))
+            .unwrap(),
+        1
+    );
     assert!(!store.remove_reservation(&r.room).unwrap());
     assert_eq!(store.integrity_check().unwrap(), "ok");
 }
