@@ -182,20 +182,12 @@ pub async fn create(
             "owner: 1 to {MAX_OWNER_CHARS} characters, no control characters"
         ));
     }
-    let parse = |field: &str, v: &str| {
-        OffsetDateTime::parse(v, &Rfc3339).map_err(|_| {
-            bad(format!(
-                "{field}: an RFC 3339 time like 2026-11-22T10:00:00Z"
-            ))
-        })
+    let parse = |v: &str| OffsetDateTime::parse(v, &Rfc3339).ok();
+    let Some(opens_at) = parse(&req.opens_at) else {
+        return bad("opens_at: an RFC 3339 time like 2026-11-22T10:00:00Z");
     };
-    let opens_at = match parse("opens_at", &req.opens_at) {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
-    let closes_at = match parse("closes_at", &req.closes_at) {
-        Ok(t) => t,
-        Err(r) => return r,
+    let Some(closes_at) = parse(&req.closes_at) else {
+        return bad("closes_at: an RFC 3339 time like 2026-11-22T10:00:00Z");
     };
     let now = OffsetDateTime::now_utc();
     if closes_at <= opens_at || closes_at <= now {
