@@ -186,7 +186,7 @@ test('lobby: a newcomer waits, is admitted and sees video; another is denied wit
         ((await ada.page.locator('#announcer').textContent()) ?? '').includes('carol is waiting'),
       );
       assert.equal(await ada.page.locator('#lobby-count').textContent(), '1');
-      await ada.page.getByRole('button', { name: /^Lobby/ }).click();
+      await ada.page.getByRole('button', { name: 'Lobby (1 waiting)', exact: true }).click();
       const failures = await textContrastFailures(ada.page);
       assert.deepEqual(failures, [], 'moderator panels meet WCAG AA contrast');
       await ada.page.getByRole('button', { name: 'Admit: carol', exact: true }).click();
@@ -276,7 +276,7 @@ test('password: a newcomer is asked for it; a wrong one is refused, the right on
       ps.push(ada);
       await joinMeeting(ada);
       await openSettings(ada);
-      await ada.page.getByLabel('Room password', { exact: true }).fill('correct horse 42');
+      await ada.page.getByLabel('New room password', { exact: true }).fill('correct horse 42');
       await ada.page.getByRole('button', { name: 'Set password', exact: true }).click();
       await waitFor('the password to be set', async () =>
         (await ada.page.locator('#password-state').textContent()) === 'A password is set.',
@@ -287,7 +287,10 @@ test('password: a newcomer is asked for it; a wrong one is refused, the right on
       await erin.page.getByLabel('Name', { exact: true }).fill('erin');
       await erin.page.getByRole('button', { name: 'Join', exact: true }).click();
       await expectAlert(erin, 'This meeting has a password');
-      const field = erin.page.getByLabel('Room password', { exact: true });
+      // The pre-join form asks for it (the lobby's field of the same name is hidden).
+      const field = erin.page.locator('#password-input');
+      assert.equal(await field.isVisible(), true);
+      assert.equal(await field.evaluate((el) => el.labels?.[0]?.textContent), 'Room password');
       await field.fill('wrong horse 42');
       await erin.page.getByRole('button', { name: 'Join', exact: true }).click();
       await expectAlert(erin, 'That password is wrong');
