@@ -510,3 +510,12 @@ export function translatePage(root) {
     else console.warn(`i18n: no message "${key}"`);
   }
 }
+
+/**
+ * The keys `locale` lacks (they fall back to English); empty when it is complete.
+ * @param {Locale} locale
+ * @returns {string[]}
+ */
+export function missingKeys(locale) {
+  return Object.keys(en).filter((key) => !Object.hasOwn(catalogs[locale], key));
+}
