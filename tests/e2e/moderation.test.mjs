@@ -253,7 +253,15 @@ test('token link: joins as the named user; without a token, sign-in is required'
       const tina = await openParticipant(br(), await mintLink(srv.url, room, 'Tina Token'), { label: 'tina' });
       ps.push(tina);
       await tina.page.getByRole('button', { name: 'Join', exact: true }).click();
+      // A new room of a `closed` server starts with the lobby on: the moderator admits her,
+      // and sees in the queue that she is signed in (by her token).
+      await tina.page.getByRole('heading', { name: 'Waiting to be let in' }).waitFor({ state: 'visible' });
+      await mona.page.getByRole('button', { name: 'Lobby (1 waiting)', exact: true }).click();
+      const knock = mona.page.locator('#knock-list li', { hasText: 'Tina Token' });
+      assert.equal(await knock.locator('.badge.identity').textContent(), 'Signed in');
+      await mona.page.getByRole('button', { name: 'Admit: Tina Token', exact: true }).click();
       await tina.page.getByRole('button', { name: 'Leave', exact: true }).waitFor({ state: 'visible' });
+      await tina.page.locator('.tile.self .tile-name', { hasText: 'Tina Token (you)' }).waitFor();
       assert.equal(new URL(tina.page.url()).searchParams.has('jwt'), false);
       const entry = mona.page.locator('#people-list li', { hasText: 'Tina Token' });
       await entry.waitFor();
