@@ -309,3 +309,44 @@ test('password: a newcomer is asked for it; a wrong one is refused, the right on
     });
   });
 });
+
+test('lock keeps newcomers out; mute all; end meeting for all (after confirmation)', { timeout: TEST_TIMEOUT_MS }, async () => {
+  await withServer({}, async (srv) => {
+    await withParticipants('moderation-lock-end', srv, async (ps) => {
+      const url = `${srv.url}/r/${randomRoomId()}`;
+      const ada = await openParticipant(br(), url, { label: 'ada' });
+      ps.push(ada);
+      await joinMeeting(ada);
+      const bob = await openParticipant(br(), url, { label: 'bob' });
+      ps.push(bob);
+      await setToggle(bob, 'Microphone', true);
+      await joinMeeting(bob);
+
+      await openSettings(ada);
+      await ada.page.getByRole('button', { name: 'Mute everyone', exact: true }).click();
+      const mic = bob.page.getByRole('button', { name: 'Microphone', exact: true });
+      await waitFor('bob: microphone disabled and off', async () =>
+        (await mic.isDisabled()) && (await mic.getAttribute('aria-pressed')) === 'false',
+      );
+
+      const lock = ada.page.getByRole('button', { name: 'Lock meeting', exact: true });
+      await lock.click();
+      await waitFor('the meeting to be locked', async () => (await lock.getAttribute('aria-pressed')) === 'true');
+      const cleo = await openParticipant(br(), url, { label: 'cleo' });
+      ps.push(cleo);
+      await cleo.page.getByLabel('Name', { exact: true }).fill('cleo');
+      await cleo.page.getByRole('button', { name: 'Join', exact: true }).click();
+      await expectAlert(cleo, 'locked this meeting');
+
+      // Ending asks first; Cancel changes nothing.
+      await ada.page.getByRole('button', { name: 'End meeting for all', exact: true }).click();
+      await ada.page.getByRole('button', { name: 'Cancel', exact: true }).click();
+      await sleep(500);
+      assert.equal(await bob.page.getByRole('button', { name: 'Leave', exact: true }).isVisible(), true);
+      await ada.page.getByRole('button', { name: 'End meeting for all', exact: true }).click();
+      await ada.page.getByRole('button', { name: 'Confirm', exact: true }).click();
+      await expectAlert(bob, 'ended the meeting for everyone');
+      await bob.page.getByRole('button', { name: 'Join', exact: true }).waitFor({ state: 'visible' });
+    });
+  });
+});
