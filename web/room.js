@@ -7,6 +7,13 @@
 import { ConclaveSession, allPermissions, isConnectionLoss, signallingUrl } from './protocol.js';
 import { ModerationUI } from './moderation.js';
 import { canCapture } from './media.js';
+import {
+  PASSWORD_ERRORS,
+  PERMANENT_JOIN_ERRORS,
+  showEnded,
+  showProtocolError,
+  takeTokenFromUrl,
+} from './refusals.js';
 import { Reconnector } from './reconnect.js';
 import { LocalDevices } from './devices.js';
 import { ChatPanel } from './chat.js';
@@ -25,71 +32,12 @@ import { SpeakerDetector } from './speaker.js';
 /** @typedef {import('./protocol.js').Permissions} Permissions */
 /** @typedef {import('./i18n.js').MessageKey} MessageKey */
 
-/**
- * Join errors after which joining again cannot work, so a reconnect stops: the room or name
- * is refused as such, or the server speaks another protocol version. Everything else (a
- * full room or server, a lost connection, a rate limit) may pass, and is tried again.
- */
-const PERMANENT_JOIN_ERRORS = new Set([
-  'invalid_room',
-  'invalid_name',
-  'unsupported_version',
-  'banned',
-  'room_locked',
-  'password_required',
-  'wrong_password',
-  'sign_in_required',
-  'invalid_token',
-]);
-
-/** Join errors that ask for the room password: the pre-join form shows its field. */
-const PASSWORD_ERRORS = new Set(['password_required', 'wrong_password']);
-
-/** Server error codes with their own sentence; others show code and message. @type {Record<string, MessageKey>} */
-const ERROR_TEXTS = {
-  banned: 'errorBanned',
-  room_locked: 'errorRoomLocked',
-  password_required: 'errorPasswordRequired',
-  wrong_password: 'errorWrongPassword',
-  too_many_attempts: 'errorTooManyAttempts',
-  sign_in_required: 'errorSignInRequired',
-  invalid_token: 'errorInvalidToken',
-  forbidden: 'errorForbidden',
-  invalid_password: 'errorInvalidPassword',
-};
-
-/**
- * Take the invitation token out of the address (`?jwt=…`) once: it is kept only in memory,
- * and the address bar, history and screenshots no longer show it.
- * @returns {string | null}
- */
-function takeTokenFromUrl() {
-  const url = new URL(location.href);
-  const token = url.searchParams.get('jwt');
-  if (token === null) return null;
-  url.searchParams.delete('jwt');
-  history.replaceState(history.state, '', url.pathname + url.search + url.hash);
-  return token || null;
-}
-
 /** From this width on, the participant list starts open in a meeting. */
 const WIDE_SCREEN = '(min-width: 60rem)';
 /** Room kept free between the tile grid and the control bar, in CSS pixels. */
 const GRID_MARGIN_PX = 16;
 /** The grid is never made shorter than this; a smaller window scrolls. */
 const MIN_GRID_HEIGHT_PX = 180;
-
-/** @type {Record<LeaveReason, import('./i18n.js').MessageKey>} */
-const REASONS = {
-  left: 'reasonLeft',
-  disconnected: 'reasonDisconnected',
-  timeout: 'reasonTimeout',
-  error: 'reasonError',
-  removed: 'reasonRemoved',
-  banned: 'reasonBanned',
-  ended: 'reasonEnded',
-  denied: 'reasonDenied',
-};
 
 /**
  * Show the room page for `room` and wire everything on it.
@@ -738,11 +686,7 @@ export function showRoom(room) {
     if (reason === 'left') setStatus('left');
     else {
       setStatus(null);
-      const why = { key: REASONS[reason] ?? 'reasonError' };
-      if (!alerted) {
-        if (message) showAlert('endedWithMessage', { reason: why, message });
-        else showAlert('ended', { reason: why });
-      }
+      if (!alerted) showEnded(reason, message);
     }
     ui.joinButton.focus();
   }
@@ -819,19 +763,6 @@ export function showRoom(room) {
   onLocaleChange(drawConnectionText);
   if (token) ui.joinButton.focus();
   else ui.nameInput.focus();
-}
-
-/** @param {ProtocolError} err */
-function showProtocolError(err) {
-  if (err.reason) {
-    const why = { key: REASONS[err.reason] ?? 'reasonError' };
-    if (err.message) showAlert('endedWithMessage', { reason: why, message: err.message });
-    else showAlert('ended', { reason: why });
-    return;
-  }
-  const key = ERROR_TEXTS[err.code];
-  if (key) showAlert(key, { message: err.message });
-  else showAlert('serverError', { code: err.code, message: err.message });
 }
 
 /**
