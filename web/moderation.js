@@ -47,6 +47,8 @@ export class ModerationUI {
   #state = null;
   /** @type {Map<string, Knock>} */
   #knocks = new Map();
+  /** The role of each participant before we made them a moderator. @type {Map<string, Role>} */
+  #formerRoles = new Map();
   /** Whether the knock and settings panels are open. */
   #open = { knocks: false, settings: false };
   /** Sources each participant was stopped from by us, so we offer "allow" (the server does not say). @type {Map<string, Set<Source>>} */
@@ -168,6 +170,7 @@ export class ModerationUI {
     this.#state = null;
     this.#knocks.clear();
     this.#stopped.clear();
+    this.#formerRoles.clear();
     this.#open = { knocks: false, settings: false };
     if (this.#ui.dialog.open) this.#ui.dialog.close('no');
     this.#drawKnocks();
@@ -217,6 +220,7 @@ export class ModerationUI {
    */
   forget(id) {
     this.#stopped.delete(id);
+    this.#formerRoles.delete(id);
   }
 
   /**
@@ -265,11 +269,16 @@ export class ModerationUI {
       }
     }
     if (info.role === 'moderator') {
-      button('revokeModerator', () =>
-        this.#send({ type: 'set_role', participant: info.id, role: info.signed_in === false ? 'guest' : 'participant' }),
-      );
+      // Back to the role they had when we promoted them; else `participant` (the server
+      // does not tell which of participant or guest someone would be).
+      const role = this.#formerRoles.get(info.id) ?? 'participant';
+      button('revokeModerator', () => this.#send({ type: 'set_role', participant: info.id, role }));
     } else {
-      button('makeModerator', () => this.#send({ type: 'set_role', participant: info.id, role: 'moderator' }));
+      button('makeModerator', () => {
+        if (this.#send({ type: 'set_role', participant: info.id, role: 'moderator' })) {
+          this.#formerRoles.set(info.id, info.role ?? 'participant');
+        }
+      });
     }
     button('remove', () =>
       this.#confirm({ key: 'confirmRemove', name: info.name }, () =>

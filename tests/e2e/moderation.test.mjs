@@ -338,6 +338,17 @@ test('lock keeps newcomers out; mute all; end meeting for all (after confirmatio
       await cleo.page.getByRole('button', { name: 'Join', exact: true }).click();
       await expectAlert(cleo, 'locked this meeting');
 
+      // Made a moderator: Bob's page follows self_updated (controls appear, the muted
+      // microphone works again: moderators may do everything) and everyone sees the badge.
+      await moderate(ada, 'Make moderator', 'bob');
+      await bob.page.getByRole('button', { name: 'Moderation', exact: true }).waitFor({ state: 'visible' });
+      await waitFor('bob: microphone enabled again', async () => !(await mic.isDisabled()));
+      await ada.page.locator('#people-list li', { hasText: 'bob' }).locator('.badge.role').waitFor();
+      await moderate(ada, 'Revoke moderator', 'bob');
+      await waitFor('bob: moderation controls gone', async () =>
+        !(await bob.page.getByRole('button', { name: 'Moderation', exact: true }).isVisible()),
+      );
+
       // Ending asks first; Cancel changes nothing.
       await ada.page.getByRole('button', { name: 'End meeting for all', exact: true }).click();
       await ada.page.getByRole('button', { name: 'Cancel', exact: true }).click();
