@@ -2,7 +2,8 @@
 //
 // Modules: protocol.js (the wire, no DOM), media.js (devices, no page), i18n.js (texts),
 // page.js (alert, status, announcements), home.js (landing page), room.js (pre-join and
-// meeting), devices.js (own camera and microphone), tiles.js (grid and participant list).
+// meeting), devices.js (own camera and microphone), tiles.js (grid and participant list),
+// moderation.js (moderators' controls), refusals.js (join errors and end states in words).
 
 import { ROOM_ID_PATTERN } from './protocol.js';
 import { getLocale, isLocale, setLocale, translatePage } from './i18n.js';

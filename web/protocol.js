@@ -36,6 +36,60 @@ export const ROOM_ID_PATTERN = /^[A-Za-z0-9_-]{16,64}$/;
  * @property {string} name Display name.
  * @property {Source[]} sources Sources this participant publishes now.
  * @property {boolean} [hand_raised] Whether their hand is raised.
+ * @property {Role} [role] Their role in the room.
+ * @property {boolean} [signed_in] Signed in (account or token) rather than a guest.
+ */
+
+/** @typedef {'moderator' | 'participant' | 'guest'} Role */
+
+/** Every permission a role can have, in the order the page shows them. */
+export const PERMISSIONS = /** @type {const} */ (['unmute', 'camera', 'screen', 'chat', 'files', 'record']);
+
+/** @typedef {typeof PERMISSIONS[number]} Permission */
+/** What someone may do: each permission true or false. @typedef {Record<Permission, boolean>} Permissions */
+
+/**
+ * The room's moderation state.
+ * @typedef {object} RoomState
+ * @property {boolean} locked Nobody new enters but moderators.
+ * @property {boolean} lobby Newcomers wait until a moderator admits them.
+ * @property {boolean} password_set The room has a password.
+ * @property {Permissions} participant What participants may do.
+ * @property {Permissions} guest What guests may do.
+ */
+
+/**
+ * Someone waiting in the lobby (shown to moderators).
+ * @typedef {object} Knock
+ * @property {string} participant Their ID, for `admit` and `deny`.
+ * @property {string} name Their display name.
+ * @property {boolean} signed_in Signed in rather than a guest.
+ */
+
+/** Limits to check input against before sending. @typedef {{max_name_chars: number, max_chat_chars: number}} ClientLimits */
+
+/**
+ * What the page may pass to `join` besides room and name.
+ * @typedef {object} JoinOptions
+ * @property {string} [password] The room password.
+ * @property {string} [token] An invitation token (JWT) from the link.
+ */
+
+/**
+ * Moderator actions, sent as they are (see docs/protocol.md); the server checks every one.
+ * @typedef {{type: 'mute', participant: string, source: Source}
+ *   | {type: 'mute_all', source: Source}
+ *   | {type: 'allow', participant: string, source: Source}
+ *   | {type: 'remove', participant: string, message?: string}
+ *   | {type: 'ban', participant: string, message?: string}
+ *   | {type: 'lock', locked: boolean}
+ *   | {type: 'end_meeting'}
+ *   | {type: 'set_role', participant: string, role: Role}
+ *   | {type: 'set_password', password: string | null}
+ *   | {type: 'set_lobby', enabled: boolean}
+ *   | {type: 'set_permissions', role: 'participant' | 'guest', permissions: Permissions}
+ *   | {type: 'admit', participant: string}
+ *   | {type: 'deny', participant: string, message?: string}} ModeratorMessage
  */
 
 /**
@@ -45,7 +99,10 @@ export const ROOM_ID_PATTERN = /^[A-Za-z0-9_-]{16,64}$/;
  * @property {Source} source Which of their sources.
  */
 
-/** @typedef {'left' | 'disconnected' | 'timeout' | 'error'} LeaveReason */
+/**
+ * Why a session ended. `removed`, `banned`, `ended` and `denied` are a moderator's decision.
+ * @typedef {'left' | 'disconnected' | 'timeout' | 'error' | 'removed' | 'banned' | 'ended' | 'denied'} LeaveReason
+ */
 
 /**
  * A protocol error as sent by the server, or raised by this client. Client-side codes start
@@ -53,31 +110,38 @@ export const ROOM_ID_PATTERN = /^[A-Za-z0-9_-]{16,64}$/;
  * @typedef {object} ProtocolError
  * @property {string} code Stable machine-readable code.
  * @property {string} message One human sentence.
+ * @property {LeaveReason} [reason] Set when the server ended the session with `bye` before
+ *   it was joined (e.g. `denied` from the lobby); `message` is then the moderator's words.
  */
 
 /**
  * Messages from the server.
- * @typedef {{type: 'joined', v: number, room: string, id: string, participants: ParticipantInfo[], settings?: MeetingSettings}} JoinedMessage
+ * @typedef {{type: 'joined', v: number, room: string, id: string, name?: string, signed_in?: boolean, participants: ParticipantInfo[], settings?: MeetingSettings, role?: Role, permissions?: Permissions, room_state?: RoomState, lobby?: Knock[], limits?: ClientLimits}} JoinedMessage
+ * @typedef {{type: 'lobby', message: string}} LobbyMessage
+ * @typedef {{type: 'knock', knock: Knock}} KnockMessage
+ * @typedef {{type: 'knock_withdrawn', participant: string}} KnockWithdrawnMessage
+ * @typedef {{type: 'room_updated', room_state: RoomState}} RoomUpdatedMessage
+ * @typedef {{type: 'self_updated', role: Role, permissions: Permissions}} SelfUpdatedMessage
  * @typedef {{type: 'participant_joined', participant: ParticipantInfo}} ParticipantJoinedMessage
  * @typedef {{type: 'participant_updated', participant: ParticipantInfo}} ParticipantUpdatedMessage
  * @typedef {{type: 'participant_left', id: string, reason: LeaveReason}} ParticipantLeftMessage
  * @typedef {{type: 'offer', sdp: string, slots: Partial<Record<Source, string>>, tracks: Record<string, TrackInfo>}} OfferMessage
  * @typedef {{type: 'error', code: string, message: string}} ErrorMessage
- * @typedef {{type: 'bye', reason: LeaveReason}} ByeMessage
+ * @typedef {{type: 'bye', reason: LeaveReason, message?: string}} ByeMessage
  * @typedef {{type: 'chat', from: string, text: string, private: boolean}} ChatRelayMessage
- * @typedef {JoinedMessage | ParticipantJoinedMessage | ParticipantUpdatedMessage | ParticipantLeftMessage | OfferMessage | ErrorMessage | ByeMessage | ChatRelayMessage} ServerMessage
+ * @typedef {JoinedMessage | ParticipantJoinedMessage | ParticipantUpdatedMessage | ParticipantLeftMessage | OfferMessage | ErrorMessage | ByeMessage | ChatRelayMessage | LobbyMessage | KnockMessage | KnockWithdrawnMessage | RoomUpdatedMessage | SelfUpdatedMessage} ServerMessage
  */
 
 /**
  * Messages to the server.
- * @typedef {{type: 'join', v: number, room: string, name: string}} JoinMessage
+ * @typedef {{type: 'join', v: number, room: string, name: string, password?: string, token?: string}} JoinMessage
  * @typedef {{type: 'answer', sdp: string}} AnswerMessage
  * @typedef {{type: 'publish', source: Source}} PublishMessage
  * @typedef {{type: 'unpublish', source: Source}} UnpublishMessage
  * @typedef {{type: 'leave'}} LeaveMessage
  * @typedef {{type: 'chat', text: string, to?: string}} ChatMessage
  * @typedef {{type: 'raise_hand', raised: boolean}} RaiseHandMessage
- * @typedef {JoinMessage | AnswerMessage | PublishMessage | UnpublishMessage | LeaveMessage | ChatMessage | RaiseHandMessage} ClientMessage
+ * @typedef {JoinMessage | AnswerMessage | PublishMessage | UnpublishMessage | LeaveMessage | ChatMessage | RaiseHandMessage | ModeratorMessage} ClientMessage
  */
 
 /**
@@ -93,8 +157,16 @@ export const ROOM_ID_PATTERN = /^[A-Za-z0-9_-]{16,64}$/;
  * Events a session dispatches, as `CustomEvent`s whose `detail` is given here. Subscribe with
  * `session.on(name, handler)`.
  * @typedef {object} SessionEventMap
- * @property {{id: string, room: string, participants: ParticipantInfo[], settings: MeetingSettings}} joined
- *   We are in; `pc` exists from now on.
+ * @property {{id: string, room: string, name: string | null, signedIn: boolean, participants: ParticipantInfo[], settings: MeetingSettings, role: Role, permissions: Permissions, roomState: RoomState | null, lobby: Knock[]}} joined
+ *   We are in; `pc` exists from now on. `name` is how the others see us (from a token or
+ *   account it differs from the one we sent).
+ * @property {{message: string}} lobby We wait in the lobby (before `joined`); the join is
+ *   still under way.
+ * @property {Knock} knock Moderators: someone waits in the lobby.
+ * @property {{participant: string}} knockwithdrawn Moderators: someone no longer waits.
+ * @property {{roomState: RoomState}} roomupdated The room's moderation state changed.
+ * @property {{role: Role, permissions: Permissions}} permissions Our role or permissions
+ *   changed (e.g. a moderator muted us).
  * @property {{participant: ParticipantInfo}} participantjoined Someone entered.
  * @property {{participant: ParticipantInfo}} participantupdated Someone's sources or hand changed.
  * @property {{participant: ParticipantInfo}} selfupdated How the others see us changed.
@@ -103,8 +175,9 @@ export const ROOM_ID_PATTERN = /^[A-Za-z0-9_-]{16,64}$/;
  * @property {RemoteTrack} trackadded Show or play this track in the participant's tile.
  * @property {RemoteTrack} trackremoved Stop showing or playing it.
  * @property {ProtocolError} error The server refused something, or negotiation failed.
- * @property {{reason: LeaveReason}} closed The session is over; no more events follow. With
- *   `disconnected` or `timeout` the connection was lost (see `isConnectionLoss`).
+ * @property {{reason: LeaveReason, message: string | null}} closed The session is over; no more
+ *   events follow. With `disconnected` or `timeout` the connection was lost (see
+ *   `isConnectionLoss`); `message` is a moderator's words (`removed`, `banned`, …).
  */
 
 /** @typedef {'idle' | 'connecting' | 'joined' | 'closed'} SessionState */
@@ -179,6 +252,16 @@ export class ConclaveSession extends EventTarget {
   #room = null;
   /** @type {MeetingSettings} */
   #settings = {};
+  /** @type {Role} */
+  #role = 'participant';
+  /** @type {Permissions} */
+  #permissions = allPermissions(true);
+  /** @type {RoomState | null} */
+  #roomState = null;
+  /** @type {JoinMessage | null} The join sent, for `retryJoin`. */
+  #joinMessage = null;
+  /** @type {Map<string, Knock>} Who waits in the lobby (moderators only). */
+  #knocks = new Map();
   /** @type {Map<string, ParticipantInfo>} Everyone else in the room, by ID. */
   #participants = new Map();
   /** @type {Map<Source, MediaStreamTrack>} Local tracks the user wants to send. */
@@ -229,6 +312,26 @@ export class ConclaveSession extends EventTarget {
     return { ...this.#settings };
   }
 
+  /** Our role. @returns {Role} */
+  get role() {
+    return this.#role;
+  }
+
+  /** What we may do now. @returns {Permissions} */
+  get permissions() {
+    return { ...this.#permissions };
+  }
+
+  /** The room's moderation state, once joined. @returns {RoomState | null} */
+  get roomState() {
+    return this.#roomState;
+  }
+
+  /** Who waits in the lobby (moderators only). @returns {Knock[]} */
+  get knocks() {
+    return [...this.#knocks.values()];
+  }
+
   /** Everyone else in the room. @returns {ParticipantInfo[]} */
   get participants() {
     return [...this.#participants.values()];
@@ -258,12 +361,15 @@ export class ConclaveSession extends EventTarget {
 
   /**
    * Connect and join `room` as `name`. Resolves with the `joined` message; rejects with a
-   * ProtocolError if the server refuses the join or the connection fails first.
+   * ProtocolError if the server refuses the join or the connection fails first. While the
+   * server keeps us in its lobby, `lobby` fires and the promise stays pending until a
+   * moderator admits (resolves) or denies (rejects with `reason` `denied`), or `leave`.
    * @param {string} room
    * @param {string} name
+   * @param {JoinOptions} [options]
    * @returns {Promise<JoinedMessage>}
    */
-  join(room, name) {
+  join(room, name, options = {}) {
     if (this.#state !== 'idle') {
       return Promise.reject(clientError('client_state', `cannot join in state ${this.#state}`));
     }
@@ -280,7 +386,12 @@ export class ConclaveSession extends EventTarget {
         reject(err);
       };
       ws.addEventListener('open', () => {
-        this.#send({ type: 'join', v: PROTOCOL_VERSION, room, name });
+        /** @type {JoinMessage} */
+        const msg = { type: 'join', v: PROTOCOL_VERSION, room, name };
+        if (options.password) msg.password = options.password;
+        if (options.token) msg.token = options.token;
+        this.#joinMessage = msg;
+        this.#send(msg);
       });
       ws.addEventListener('message', (event) => {
         if (typeof event.data !== 'string') return;
@@ -302,7 +413,11 @@ export class ConclaveSession extends EventTarget {
             return;
           }
           if (msg.type === 'bye') {
-            fail(clientError('client_refused', `the server ended the session (${msg.reason})`));
+            fail({ code: `bye_${msg.reason}`, message: msg.message ?? '', reason: msg.reason });
+            return;
+          }
+          if (msg.type === 'lobby') {
+            this.#emit('lobby', { message: typeof msg.message === 'string' ? msg.message : '' });
             return;
           }
         }
@@ -324,6 +439,22 @@ export class ConclaveSession extends EventTarget {
         // A `close` event always follows; it reports the failure.
       });
     });
+  }
+
+  /**
+   * While waiting in the lobby: ask again with other options (e.g. the room password). The
+   * answer settles the pending `join` as before.
+   * @param {JoinOptions} options
+   * @returns {boolean} Whether it was sent.
+   */
+  retryJoin(options) {
+    if (this.#state !== 'connecting' || !this.#joinMessage) return false;
+    /** @type {JoinMessage} */
+    const msg = { ...this.#joinMessage };
+    delete msg.password;
+    if (options.password) msg.password = options.password;
+    if (options.token) msg.token = options.token;
+    return this.#send(msg);
   }
 
   /**
@@ -371,9 +502,28 @@ export class ConclaveSession extends EventTarget {
     return this.#send({ type: 'raise_hand', raised });
   }
 
+  /**
+   * Send a moderator action. The server refuses it with `forbidden` (an `error` event) if we
+   * are not a moderator (any more).
+   * @param {ModeratorMessage} msg
+   * @returns {boolean} Whether it was sent.
+   */
+  moderate(msg) {
+    if (this.#state !== 'joined') return false;
+    return this.#send(msg);
+  }
+
   /** Leave the room and close everything. Idempotent. */
   leave() {
     if (this.#state === 'closed' || this.#state === 'idle') return;
+    if (this.#state === 'connecting') {
+      // Waiting (e.g. in the lobby): say `leave` so our knock goes, then close; the pending
+      // join rejects with `client_disconnected` when the socket closes.
+      const ws = this.#ws;
+      if (ws && ws.readyState === WebSocket.OPEN) this.#send({ type: 'leave' });
+      ws?.close(1000);
+      return;
+    }
     const ws = this.#ws;
     if (ws && ws.readyState === WebSocket.OPEN) {
       this.#send({ type: 'leave' });
@@ -393,12 +543,27 @@ export class ConclaveSession extends EventTarget {
     this.#id = msg.id;
     this.#room = msg.room;
     this.#settings = msg.settings ?? {};
+    this.#role = msg.role ?? 'participant';
+    this.#permissions = msg.permissions ?? allPermissions(true);
+    this.#roomState = msg.room_state ?? null;
+    this.#knocks = new Map((msg.lobby ?? []).map((k) => [k.participant, k]));
     for (const p of msg.participants) this.#participants.set(p.id, p);
     // No ICE servers: the server is reachable directly (and runs its own TURN later).
     const pc = new RTCPeerConnection({ iceServers: [], bundlePolicy: 'max-bundle' });
     this.#pc = pc;
     pc.addEventListener('iceconnectionstatechange', () => this.#onIceState(pc));
-    this.#emit('joined', { id: msg.id, room: msg.room, participants: msg.participants, settings: this.#settings });
+    this.#emit('joined', {
+      id: msg.id,
+      room: msg.room,
+      name: typeof msg.name === 'string' ? msg.name : null,
+      signedIn: msg.signed_in === true,
+      participants: msg.participants,
+      settings: this.#settings,
+      role: this.#role,
+      permissions: this.permissions,
+      roomState: this.#roomState,
+      lobby: this.knocks,
+    });
   }
 
   /**
@@ -477,7 +642,32 @@ export class ConclaveSession extends EventTarget {
         this.#emit('error', { code: msg.code, message: msg.message });
         break;
       case 'bye':
-        this.#finish(msg.reason);
+        this.#finish(msg.reason, msg.message ?? null);
+        break;
+      case 'knock':
+        this.#knocks.set(msg.knock.participant, msg.knock);
+        this.#emit('knock', msg.knock);
+        break;
+      case 'knock_withdrawn':
+        this.#knocks.delete(msg.participant);
+        this.#emit('knockwithdrawn', { participant: msg.participant });
+        break;
+      case 'room_updated':
+        this.#roomState = msg.room_state;
+        this.#emit('roomupdated', { roomState: msg.room_state });
+        break;
+      case 'self_updated': {
+        this.#role = msg.role;
+        this.#permissions = msg.permissions;
+        if (msg.role !== 'moderator') this.#knocks.clear();
+        // Sources we may no longer send stop at once (the server drops them anyway).
+        for (const [source, permission] of /** @type {const} */ ([['microphone', 'unmute'], ['camera', 'camera'], ['screen', 'screen']])) {
+          if (!msg.permissions[permission] && this.#localTracks.has(source)) this.setSource(source, null);
+        }
+        this.#emit('permissions', { role: msg.role, permissions: this.permissions });
+        break;
+      }
+      case 'lobby':
         break;
       case 'joined':
         console.warn('conclave: ignoring a second joined message');
@@ -608,12 +798,13 @@ export class ConclaveSession extends EventTarget {
   /**
    * End the session once: close the peer connection and tell the UI.
    * @param {LeaveReason} reason
+   * @param {string | null} [message] A moderator's words.
    */
-  #finish(reason) {
+  #finish(reason, message = null) {
     if (this.#state === 'closed') return;
     const wasJoined = this.#state === 'joined';
     this.#teardown();
-    if (wasJoined) this.#emit('closed', { reason });
+    if (wasJoined) this.#emit('closed', { reason, message });
   }
 
   #teardown() {
@@ -635,6 +826,24 @@ export class ConclaveSession extends EventTarget {
   #emit(name, detail) {
     this.dispatchEvent(new CustomEvent(name, { detail }));
   }
+}
+
+/**
+ * Every permission set to `value`.
+ * @param {boolean} value
+ * @returns {Permissions}
+ */
+export function allPermissions(value) {
+  return { unmute: value, camera: value, screen: value, chat: value, files: value, record: value };
+}
+
+/**
+ * The permission that governs sending `source`.
+ * @param {Source} source
+ * @returns {Permission}
+ */
+export function permissionFor(source) {
+  return source === 'microphone' ? 'unmute' : source;
 }
 
 /**

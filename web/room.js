@@ -4,7 +4,16 @@
 // This module knows nothing of the wire: it drives a ConclaveSession (protocol.js) and draws
 // what the session reports. Texts come from i18n.js.
 
-import { ConclaveSession, isConnectionLoss, signallingUrl } from './protocol.js';
+import { ConclaveSession, allPermissions, isConnectionLoss, signallingUrl } from './protocol.js';
+import { ModerationUI } from './moderation.js';
+import { canCapture } from './media.js';
+import {
+  PASSWORD_ERRORS,
+  PERMANENT_JOIN_ERRORS,
+  showEnded,
+  showProtocolError,
+  takeTokenFromUrl,
+} from './refusals.js';
 import { Reconnector } from './reconnect.js';
 import { LocalDevices } from './devices.js';
 import { ChatPanel } from './chat.js';
@@ -19,15 +28,9 @@ import { SpeakerDetector } from './speaker.js';
 /** @typedef {import('./protocol.js').DeviceSource} Source */
 /** @typedef {import('./protocol.js').ProtocolError} ProtocolError */
 /** @typedef {import('./protocol.js').LeaveReason} LeaveReason */
-/** @typedef {'prejoin' | 'meeting'} Phase */
+/** @typedef {'prejoin' | 'lobby' | 'meeting'} Phase */
+/** @typedef {import('./protocol.js').Permissions} Permissions */
 /** @typedef {import('./i18n.js').MessageKey} MessageKey */
-
-/**
- * Join errors after which joining again cannot work, so a reconnect stops: the room or name
- * is refused as such, or the server speaks another protocol version. Everything else (a
- * full room or server, a lost connection, a rate limit) may pass, and is tried again.
- */
-const PERMANENT_JOIN_ERRORS = new Set(['invalid_room', 'invalid_name', 'unsupported_version']);
 
 /** From this width on, the participant list starts open in a meeting. */
 const WIDE_SCREEN = '(min-width: 60rem)';
@@ -35,14 +38,6 @@ const WIDE_SCREEN = '(min-width: 60rem)';
 const GRID_MARGIN_PX = 16;
 /** The grid is never made shorter than this; a smaller window scrolls. */
 const MIN_GRID_HEIGHT_PX = 180;
-
-/** @type {Record<LeaveReason, import('./i18n.js').MessageKey>} */
-const REASONS = {
-  left: 'reasonLeft',
-  disconnected: 'reasonDisconnected',
-  timeout: 'reasonTimeout',
-  error: 'reasonError',
-};
 
 /**
  * Show the room page for `room` and wire everything on it.
@@ -84,7 +79,27 @@ export function showRoom(room) {
     connectionText: byId('connection-text', HTMLParagraphElement),
     rejoinButton: byId('rejoin-button', HTMLButtonElement),
     roomLink: byId('room-link', HTMLInputElement),
+    nameField: byId('name-input', HTMLInputElement).closest('.field'),
+    tokenNote: byId('token-note', HTMLParagraphElement),
+    passwordField: byId('password-field', HTMLDivElement),
+    passwordInput: byId('password-input', HTMLInputElement),
+    lobbyPanel: byId('lobby-panel', HTMLElement),
+    lobbyHeading: byId('lobby-heading', HTMLHeadingElement),
+    lobbyMessage: byId('lobby-message', HTMLParagraphElement),
+    lobbyForm: byId('lobby-form', HTMLFormElement),
+    lobbyPassword: byId('lobby-password', HTMLInputElement),
+    lobbyCancel: byId('lobby-cancel', HTMLButtonElement),
+    permissionNote: byId('permission-note', HTMLParagraphElement),
+    chatSend: byId('chat-send', HTMLButtonElement),
   };
+  /** The invitation token of the link, kept in memory only (reconnects use it again). */
+  const token = takeTokenFromUrl();
+  /** The room password the user typed, kept in memory for reconnects. */
+  let password = '';
+  /** What we may do, as the server last said. @type {Permissions} */
+  let permissions = allPermissions(true);
+  /** Whether the user cancelled waiting in the lobby. */
+  let cancelledWait = false;
 
   /** @type {ConclaveSession | null} */
   let session = null;
@@ -164,17 +179,26 @@ export function showRoom(room) {
     },
   );
 
+  const moderation = new ModerationUI(
+    (msg) => session?.moderate(msg) ?? false,
+    () => roster.redraw(),
+    () => drawPanels(),
+  );
+  roster.setDecorator((item, info) => moderation.decorate(item, info));
+
   /** @param {Phase} phase */
   function setPhase(phase) {
     const meeting = phase === 'meeting';
+    const lobby = phase === 'lobby';
     ui.view.dataset.phase = phase;
     ui.preview.hidden = meeting;
     ui.meetingHeading.hidden = !meeting;
     ui.grid.hidden = !meeting;
-    ui.prejoinForm.hidden = meeting;
-    ui.joinButton.hidden = meeting;
-    ui.listenOnlyButton.hidden = meeting;
-    ui.listenOnlyHint.hidden = meeting;
+    ui.prejoinForm.hidden = meeting || lobby;
+    ui.lobbyPanel.hidden = !lobby;
+    ui.joinButton.hidden = meeting || lobby;
+    ui.listenOnlyButton.hidden = meeting || lobby;
+    ui.listenOnlyHint.hidden = meeting || lobby;
     ui.devicesButton.hidden = !meeting;
     ui.peopleButton.hidden = !meeting;
     ui.chatButton.hidden = !meeting;
@@ -194,12 +218,13 @@ export function showRoom(room) {
     chat.setOpen(meeting && expanded.chat);
     ui.devicesButton.setAttribute('aria-expanded', String(expanded.devices));
     ui.peopleButton.setAttribute('aria-expanded', String(expanded.people));
-    ui.view.dataset.panel = meeting && (expanded.devices || expanded.people || expanded.chat) ? 'open' : 'closed';
+    const open = expanded.devices || expanded.people || expanded.chat || moderation.panelOpen;
+    ui.view.dataset.panel = meeting && open ? 'open' : 'closed';
     roster.relayout();
   }
 
   function updateJoinButtons() {
-    const blocked = session !== null || joining || ui.nameInput.value.trim() === '';
+    const blocked = session !== null || joining || (!token && ui.nameInput.value.trim() === '');
     ui.joinButton.disabled = blocked;
     ui.listenOnlyButton.disabled = blocked;
   }
@@ -213,9 +238,12 @@ export function showRoom(room) {
    * @param {boolean} withoutDevices
    */
   async function join(withoutDevices) {
-    const name = ui.nameInput.value.trim();
+    // With an invitation token the server names us; the typed name is then not needed.
+    const name = ui.nameInput.value.trim() || (token ? '-' : '');
     if (!name || session || reconnector || joining) return;
     joining = true;
+    cancelledWait = false;
+    password = ui.passwordField.hidden ? '' : ui.passwordInput.value;
     clearAlert();
     updateJoinButtons();
     ui.nameInput.disabled = true;
@@ -224,15 +252,24 @@ export function showRoom(room) {
       if (withoutDevices) await devices.stopAll();
       await connect(name);
     } catch (e) {
-      showProtocolError(/** @type {ProtocolError} */ (e));
+      const err = /** @type {ProtocolError} */ (e);
+      setPhase('prejoin');
+      if (cancelledWait) clearAlert();
+      else showProtocolError(err);
+      if (PASSWORD_ERRORS.has(err.code)) {
+        ui.passwordField.hidden = false;
+        ui.passwordInput.value = '';
+      }
       setStatus(null);
       ui.nameInput.disabled = false;
+      joining = false;
+      updateJoinButtons();
+      (PASSWORD_ERRORS.has(err.code) ? ui.passwordInput : ui.joinButton.disabled ? ui.nameInput : ui.joinButton).focus();
       return;
     } finally {
       joining = false;
       updateJoinButtons();
     }
-    joinedName = name;
     expanded.people = matchMedia(WIDE_SCREEN).matches;
     expanded.devices = false;
     setPhase('meeting');
@@ -255,14 +292,20 @@ export function showRoom(room) {
     updateJoinButtons();
     wire(current, name);
     try {
-      await current.join(room, name);
+      /** @type {import('./protocol.js').JoinOptions} */
+      const options = {};
+      if (password) options.password = password;
+      if (token) options.token = token;
+      await current.join(room, name, options);
     } catch (e) {
       if (session === current) session = null;
       updateJoinButtons();
       throw e;
     }
     Object.assign(window, { conclave: { session: current, pc: current.pc } });
-    for (const [source, track] of devices.tracks) current.setSource(source, track);
+    for (const [source, track] of devices.tracks) {
+      if (allowed(source)) current.setSource(source, track);
+    }
     watch(current);
     return current;
   }
@@ -306,9 +349,23 @@ export function showRoom(room) {
    * @param {string} name
    */
   function wire(current, name) {
-    current.on('joined', ({ participants, settings }) => {
+    current.on('lobby', ({ message }) => {
+      if (session !== current || ui.view.dataset.phase === 'meeting') return;
+      ui.lobbyMessage.textContent = message;
+      setStatus(null);
+      if (ui.view.dataset.phase !== 'lobby') {
+        setPhase('lobby');
+        ui.lobbyPassword.value = '';
+        ui.lobbyHeading.focus();
+        announce('lobbyWaitingAnnounce');
+      }
+    });
+    current.on('joined', ({ participants, settings, name: given, signedIn, role, permissions: mine, roomState, lobby }) => {
       limitVideoHeight(settings.max_video_height, devices.track('camera'));
-      roster.showSelf(name);
+      joinedName = given ?? name;
+      moderation.start(role, roomState, lobby);
+      applyPermissions(mine, false);
+      roster.showSelf(joinedName, role, signedIn);
       roster.setSelfMedia(devices.track('camera'), devices.track('microphone') !== null);
       // After a reconnect: whoever is not in the room any more goes, the others stay.
       roster.retain(participants.map((p) => p.id));
@@ -333,6 +390,18 @@ export function showRoom(room) {
       }
       updateRecipients();
     });
+    current.on('permissions', ({ role, permissions: mine }) => {
+      if (session !== current) return;
+      const wasModerator = moderation.isModerator;
+      moderation.setRole(role);
+      roster.showSelf(joinedName, role);
+      if (wasModerator !== (role === 'moderator')) announce(role === 'moderator' ? 'youAreModerator' : 'youAreNoModerator');
+      applyPermissions(mine, true);
+      drawPanels();
+    });
+    current.on('knock', (knock) => moderation.addKnock(knock));
+    current.on('knockwithdrawn', ({ participant }) => moderation.removeKnock(participant));
+    current.on('roomupdated', ({ roomState }) => moderation.setRoomState(roomState));
     current.on('selfupdated', ({ participant }) => {
       const raised = participant.hand_raised === true;
       if (raised === handRaised) return;
@@ -350,6 +419,7 @@ export function showRoom(room) {
     current.on('participantleft', ({ id }) => {
       const left = roster.nameOf(id);
       speakers.forget(id);
+      moderation.forget(id);
       roster.remove(id);
       if (left !== undefined) announce('personLeft', { name: left });
       updateAloneHint();
@@ -360,7 +430,66 @@ export function showRoom(room) {
     current.on('error', (err) => {
       if (session === current) showProtocolError(err);
     });
-    current.on('closed', ({ reason }) => onSessionEnded(current, reason));
+    current.on('closed', ({ reason, message }) => onSessionEnded(current, reason, message));
+  }
+
+  /**
+   * Whether we may send `source` now.
+   * @param {import('./protocol.js').Source} source
+   */
+  function allowed(source) {
+    return permissions[source === 'microphone' ? 'unmute' : source];
+  }
+
+  /**
+   * Follow what the server lets us do: a source we may no longer send stops at once and its
+   * control is disabled with the reason; once allowed again the control works again (the
+   * source stays off until the user turns it on). Chat input follows `chat`.
+   * @param {Permissions} next
+   * @param {boolean} say Announce the changes (not on joining).
+   */
+  function applyPermissions(next, say) {
+    const before = permissions;
+    permissions = { ...next };
+    if (!next.unmute && devices.track('microphone')) devices.set('microphone', false);
+    if (!next.camera && devices.track('camera')) devices.set('camera', false);
+    if (!next.screen && screenTrack) stopScreen(false);
+    if (say) {
+      /** @type {[boolean, boolean, MessageKey, MessageKey][]} */
+      const changes = [
+        [before.unmute, next.unmute, 'mutedByModerator', 'microphoneAllowed'],
+        [before.camera, next.camera, 'cameraStoppedByModerator', 'cameraAllowed'],
+        [before.screen, next.screen, 'screenStoppedByModerator', 'screenAllowed'],
+      ];
+      for (const [was, now, stopped, allowedAgain] of changes) {
+        if (was && !now) announce(stopped);
+        else if (!was && now) announce(allowedAgain);
+      }
+    }
+    drawPermissions();
+  }
+
+  /** Disable what we may not use, and say why next to the controls. */
+  function drawPermissions() {
+    const inMeeting = ui.view.dataset.phase === 'meeting' || session !== null;
+    const usable = canCapture();
+    /** @type {MessageKey[]} */
+    const reasons = [];
+    if (inMeeting && !permissions.unmute) reasons.push('mutedByModerator');
+    if (inMeeting && !permissions.camera) reasons.push('cameraStoppedByModerator');
+    if (inMeeting && !permissions.screen) reasons.push('screenStoppedByModerator');
+    if (inMeeting && !permissions.chat) reasons.push('chatNotAllowed');
+    ui.toggles.microphone.disabled = !usable || (inMeeting && !permissions.unmute);
+    ui.toggles.camera.disabled = !usable || (inMeeting && !permissions.camera);
+    ui.screenButton.disabled = ui.view.dataset.connection !== 'connected' || (inMeeting && !permissions.screen);
+    ui.chatInput.disabled = inMeeting && !permissions.chat;
+    ui.chatSend.disabled = inMeeting && !permissions.chat;
+    ui.permissionNote.textContent = reasons.map((key) => t(key)).join(' ');
+    ui.permissionNote.hidden = reasons.length === 0;
+    for (const el of [ui.toggles.microphone, ui.toggles.camera, ui.screenButton, ui.chatInput]) {
+      if (reasons.length > 0 && el.disabled) el.setAttribute('aria-describedby', 'permission-note');
+      else el.removeAttribute('aria-describedby');
+    }
   }
 
   /**
@@ -446,7 +575,7 @@ export function showRoom(room) {
     drawConnectionText();
     const busy = state !== 'connected';
     ui.handButton.disabled = busy;
-    ui.screenButton.disabled = busy;
+    ui.screenButton.disabled = busy || !permissions.screen;
   }
 
   function drawConnectionText() {
@@ -512,8 +641,9 @@ export function showRoom(room) {
   /**
    * @param {ConclaveSession} ended
    * @param {LeaveReason} reason
+   * @param {string | null} message A moderator's words.
    */
-  function onSessionEnded(ended, reason) {
+  function onSessionEnded(ended, reason, message) {
     if (session !== ended) return;
     session = null;
     unwatch();
@@ -521,15 +651,16 @@ export function showRoom(room) {
       startReconnect();
       return;
     }
-    endMeeting(reason, false);
+    endMeeting(reason, false, message);
   }
 
   /**
    * Back to the pre-join form, with the defaults again.
    * @param {LeaveReason} reason
    * @param {boolean} alerted Whether an alert already says what went wrong.
+   * @param {string | null} [message] A moderator's words, shown with the reason.
    */
-  function endMeeting(reason, alerted) {
+  function endMeeting(reason, alerted, message = null) {
     reconnector?.cancel();
     reconnector = null;
     const current = session;
@@ -544,18 +675,42 @@ export function showRoom(room) {
     handWanted = false;
     drawHand();
     expanded.chat = false;
+    moderation.stop();
+    permissions = allPermissions(true);
     // The defaults again: camera and microphone off. Nothing carries over to the next join.
     devices.stopAll();
     setPhase('prejoin');
+    drawPermissions();
     ui.nameInput.disabled = false;
     updateJoinButtons();
     if (reason === 'left') setStatus('left');
     else {
       setStatus(null);
-      if (!alerted) showAlert('ended', { reason: { key: REASONS[reason] ?? 'reasonError' } });
+      if (!alerted) showEnded(reason, message);
     }
     ui.joinButton.focus();
   }
+
+  ui.lobbyForm.addEventListener('submit', (event) => {
+    event.preventDefault();
+    const typed = ui.lobbyPassword.value;
+    if (!typed || !session) return;
+    password = typed;
+    /** @type {import('./protocol.js').JoinOptions} */
+    const options = { password };
+    if (token) options.token = token;
+    session.retryJoin(options);
+  });
+  ui.lobbyCancel.addEventListener('click', () => {
+    cancelledWait = true;
+    session?.leave();
+  });
+  if (token) {
+    // The invitation names us: the name field is not needed (the server's name is shown).
+    if (ui.nameField instanceof HTMLElement) ui.nameField.hidden = true;
+    ui.tokenNote.hidden = false;
+  }
+  onLocaleChange(drawPermissions);
 
   ui.view.hidden = false;
   ui.roomLink.value = roomLink(room);
@@ -606,12 +761,8 @@ export function showRoom(room) {
   onLocaleChange(() => drawQuality(selfQuality, true));
   window.addEventListener('online', () => reconnector?.tryNow());
   onLocaleChange(drawConnectionText);
-  ui.nameInput.focus();
-}
-
-/** @param {ProtocolError} err */
-function showProtocolError(err) {
-  showAlert('serverError', { code: err.code, message: err.message });
+  if (token) ui.joinButton.focus();
+  else ui.nameInput.focus();
 }
 
 /**

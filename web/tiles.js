@@ -17,6 +17,8 @@ import { onLocaleChange, t } from './i18n.js';
  * @property {HTMLElement} avatar
  * @property {HTMLElement} mutedBadge
  * @property {HTMLElement} handBadge
+ * @property {HTMLElement} roleBadge "Moderator", shown for moderators.
+ * @property {HTMLElement} identityBadge "Signed in" or "Guest".
  * @property {HTMLElement} speakingBadge Shown while this participant is the active speaker.
  * @property {QualityBadge | null} quality How well their media arrives (not on the own tile).
  * @property {ParticipantInfo} info
@@ -111,6 +113,8 @@ export class Roster {
   #featured = null;
   /** The key of the highlighted tile. @type {string | null} */
   #speaking = null;
+  /** Adds controls to the list entry of someone else (moderators' actions). @type {((item: HTMLLIElement, info: ParticipantInfo) => void) | null} */
+  #decorate = null;
 
   /**
    * @param {{grid: HTMLElement, list: HTMLUListElement, heading: HTMLElement, count: HTMLElement, presentations: HTMLElement}} elements
@@ -165,16 +169,44 @@ export class Roster {
   }
 
   /**
-   * Show the own tile (first in the grid) under `name`.
-   * @param {string} name
+   * Let `decorate` add controls to every other participant's list entry, each time it is
+   * drawn; `redraw` draws them all again (e.g. after our role changed).
+   * @param {(item: HTMLLIElement, info: ParticipantInfo) => void} decorate
    */
-  showSelf(name) {
+  setDecorator(decorate) {
+    this.#decorate = decorate;
+  }
+
+  /** Draw every tile and list entry again. */
+  redraw() {
+    this.#redraw();
+  }
+
+  /**
+   * The participant `id` as last shown.
+   * @param {string} id
+   * @returns {ParticipantInfo | undefined}
+   */
+  infoOf(id) {
+    return this.#tiles.get(id)?.info;
+  }
+
+  /**
+   * Show the own tile (first in the grid) under `name`, with our role and whether we are
+   * signed in (the badges the others see).
+   * @param {string} name
+   * @param {import('./protocol.js').Role} [role]
+   * @param {boolean} [signedIn]
+   */
+  showSelf(name, role, signedIn) {
     const existing = this.#tiles.get(SELF);
     const info = {
       id: SELF,
       name,
       sources: existing?.info.sources ?? [],
       hand_raised: existing?.info.hand_raised ?? false,
+      role: role ?? existing?.info.role,
+      signed_in: signedIn ?? existing?.info.signed_in,
     };
     this.#upsert(info, true);
   }
@@ -381,6 +413,13 @@ export class Roster {
     tile.handBadge.textContent = t('handRaised');
     tile.handBadge.hidden = !hand;
     tile.root.dataset.hand = hand ? 'raised' : 'lowered';
+    const moderator = tile.info.role === 'moderator';
+    tile.roleBadge.textContent = t('badgeModerator');
+    tile.roleBadge.hidden = !moderator;
+    const identity = identityWord(tile.info);
+    tile.identityBadge.textContent = identity ? t(identity) : '';
+    tile.identityBadge.hidden = identity === null;
+    tile.identityBadge.dataset.identity = tile.info.signed_in ? 'signed-in' : 'guest';
     this.#drawSpeaking(key, tile);
     if (tile.quality) drawQuality(tile.quality);
     const item = this.#list.querySelector(`[data-key="${key}"]`);
@@ -389,6 +428,19 @@ export class Roster {
     label.className = 'person-name';
     label.textContent = shown;
     item.replaceChildren(label);
+    if (moderator) {
+      const badge = document.createElement('span');
+      badge.className = 'badge role';
+      badge.textContent = t('badgeModerator');
+      item.append(' ', badge);
+    }
+    if (identity) {
+      const badge = document.createElement('span');
+      badge.className = 'badge identity';
+      badge.dataset.identity = tile.info.signed_in ? 'signed-in' : 'guest';
+      badge.textContent = t(identity);
+      item.append(' ', badge);
+    }
     if (hand) {
       const badge = document.createElement('span');
       badge.className = 'badge hand';
@@ -401,6 +453,7 @@ export class Roster {
       badge.textContent = t('muted');
       item.append(' ', badge);
     }
+    if (key !== SELF && this.#decorate && item instanceof HTMLLIElement) this.#decorate(item, tile.info);
   }
 
   /**
@@ -539,7 +592,13 @@ function createTile(info, self) {
   const speakingText = document.createElement('span');
   speakingText.className = 'speaking-text';
   speakingBadge.append(bars('speaking-icon'), speakingText);
-  caption.append(name, speakingBadge, handBadge, mutedBadge);
+  const roleBadge = document.createElement('span');
+  roleBadge.className = 'badge role';
+  roleBadge.hidden = true;
+  const identityBadge = document.createElement('span');
+  identityBadge.className = 'badge identity';
+  identityBadge.hidden = true;
+  caption.append(name, roleBadge, identityBadge, speakingBadge, handBadge, mutedBadge);
   root.append(avatar, video);
   /** @type {QualityBadge | null} */
   let quality = null;
@@ -555,7 +614,18 @@ function createTile(info, self) {
     root.append(audio);
   }
   root.append(caption);
-  return { root, video, audio, name, avatar, mutedBadge, handBadge, speakingBadge, quality, info };
+  return { root, video, audio, name, avatar, mutedBadge, handBadge, roleBadge, identityBadge, speakingBadge, quality, info };
+}
+
+/**
+ * The badge word for how someone joined: "Signed in" (account or token) or "Guest"; none
+ * while the server has not said (an older server).
+ * @param {ParticipantInfo} info
+ * @returns {import('./i18n.js').MessageKey | null}
+ */
+function identityWord(info) {
+  if (info.signed_in === undefined) return null;
+  return info.signed_in ? 'badgeSignedIn' : 'badgeGuest';
 }
 
 /**

@@ -40,6 +40,8 @@ export function serverBinary() {
  * @property {string} [listen] HTTPS address; default 127.0.0.1:0 (a free port).
  * @property {string} [dataDir] Data directory to use; default a fresh temporary one. Either
  *   way the returned server's `stop` deletes it.
+ * @property {Record<string, string>} [env] More environment variables, e.g. configuration
+ *   as `CONCLAVE_ACCESS__MODE=hosts`.
  */
 
 /**
@@ -66,7 +68,7 @@ export async function startServer(options = {}) {
   ];
   // The server reads every CONCLAVE_* variable as configuration and refuses unknown ones;
   // the test's own settings are named E2E_* so they never reach it as config.
-  const env = { ...process.env, NO_COLOR: '1', RUST_LOG: process.env.RUST_LOG ?? 'info' };
+  const env = { ...process.env, NO_COLOR: '1', RUST_LOG: process.env.RUST_LOG ?? 'info', ...options.env };
   const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
   let output = '';
   let exited = false;

@@ -12,6 +12,8 @@ import {
 } from '../../web/reconnect.js';
 import { SPEAKER_HOLD_MS, SPEAKER_SWITCH_MS, SPEAKING_LEVEL, SpeakerDetector } from '../../web/speaker.js';
 import { QUALITY_LIMITS, judgeQuality, levelFromRms } from '../../web/stats.js';
+import { missingKeys } from '../../web/i18n.js';
+import { isConnectionLoss, permissionFor } from '../../web/protocol.js';
 
 test('backoff: 1 s doubling to 15 s, each within ±20 %', () => {
   const middle = () => 0.5;
@@ -119,4 +121,18 @@ test('quality: the worst measure decides; nothing measured is unknown', () => {
   assert.equal(judgeQuality({ ...none, jitterMs: QUALITY_LIMITS.jitterMs.fair - 1 }), 'good');
   assert.equal(judgeQuality({ ...none, rttMs: 20, limited: true }), 'fair');
   assert.equal(judgeQuality({ ...none, stalled: true }), 'poor');
+});
+
+test('i18n: German has every text English has', () => {
+  assert.deepEqual(missingKeys('de'), []);
+});
+
+test("protocol: a moderator's decision is never a connection loss; sources map to permissions", () => {
+  for (const reason of ['removed', 'banned', 'ended', 'denied', 'left', 'error']) {
+    assert.equal(isConnectionLoss(/** @type {any} */ (reason)), false, reason);
+  }
+  assert.equal(isConnectionLoss('disconnected'), true);
+  assert.equal(permissionFor('microphone'), 'unmute');
+  assert.equal(permissionFor('camera'), 'camera');
+  assert.equal(permissionFor('screen'), 'screen');
 });

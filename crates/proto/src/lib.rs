@@ -383,6 +383,11 @@ pub enum ServerMessage {
         room: RoomId,
         /// Your participant ID.
         id: ParticipantId,
+        /// Your display name as the others see it: the one you sent, or the name from your
+        /// account or token (read-only then).
+        name: String,
+        /// Whether you are signed in (account or token), as the others see it.
+        signed_in: bool,
         /// Everyone else already in the room.
         participants: Vec<ParticipantInfo>,
         /// Settings the client applies (bandwidth, screen sharing).

@@ -734,11 +734,16 @@ fn hosts_mode_guests_wait_for_a_host_and_knock() {
         ServerMessage::Joined {
             lobby,
             participants,
+            name,
+            signed_in,
             ..
-        } => Some((lobby, participants)),
+        } => Some((lobby, participants, name, signed_in)),
         _ => None,
     });
-    let (lobby, participants) = lobby.unwrap();
+    let (lobby, participants, name, signed_in) = lobby.unwrap();
+    // `joined` tells the joiner the name the others see (the account's) and its badge.
+    assert_eq!(name, "host (account)");
+    assert!(signed_in);
     assert_eq!(lobby.len(), 1);
     assert_eq!(lobby[0].participant, ParticipantId(2));
     assert!(participants.is_empty());

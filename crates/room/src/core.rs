@@ -906,6 +906,8 @@ impl RoomCore {
                 v: PROTOCOL_VERSION,
                 room: room_id.clone(),
                 id: me,
+                name: my_info.name.clone(),
+                signed_in: my_info.signed_in,
                 participants: others.clone(),
                 settings: self.settings.clone(),
                 role,
