@@ -1,7 +1,8 @@
 // The entry point: the language switch, then the landing page or the room page, by URL.
 //
 // Modules: protocol.js (the wire, no DOM), media.js (devices, no page), i18n.js (texts),
-// page.js (alert, status, announcements), home.js (landing page), room.js (pre-join and
+// page.js (alert, status, announcements), home.js (landing page), account.js (sign-in over
+// HTTP, no page), signin.js (the landing page's account controls), room.js (pre-join and
 // meeting), devices.js (own camera and microphone), tiles.js (grid and participant list),
 // moderation.js (moderators' controls), refusals.js (join errors and end states in words).
 

@@ -1,7 +1,9 @@
-// The landing page: make a new meeting (and copy its link), or open one by link or ID.
+// The landing page: make a new meeting (and copy its link), or open one by link or ID; sign
+// in or out (signin.js).
 
 import { ROOM_ID_PATTERN } from './protocol.js';
 import { byId, clearAlert, copyLink, showAlert } from './page.js';
+import { showAccountPanel } from './signin.js';
 
 /**
  * A fresh room ID: 16 random bytes as 22 base64url characters (128 bits).
@@ -53,6 +55,7 @@ export function showHome() {
     openInput: byId('open-input', HTMLInputElement),
   };
   ui.view.hidden = false;
+  showAccountPanel();
   ui.newMeeting.addEventListener('click', () => {
     // The room exists from its first join: making one is only making an unguessable name.
     const room = newRoomId();

@@ -20,6 +20,7 @@ import { ChatPanel } from './chat.js';
 import { limitVideoHeight } from './media.js';
 import { onLocaleChange, t } from './i18n.js';
 import { roomLink } from './home.js';
+import { currentAccount } from './account.js';
 import { announce, byId, clearAlert, copyLink, setStatus, showAlert } from './page.js';
 import { Roster, SELF, createQualityBadge, drawQuality } from './tiles.js';
 import { MeetingStats, levelFromRms } from './stats.js';
@@ -81,6 +82,7 @@ export function showRoom(room) {
     roomLink: byId('room-link', HTMLInputElement),
     nameField: byId('name-input', HTMLInputElement).closest('.field'),
     tokenNote: byId('token-note', HTMLParagraphElement),
+    accountNote: byId('account-note', HTMLParagraphElement),
     passwordField: byId('password-field', HTMLDivElement),
     passwordInput: byId('password-input', HTMLInputElement),
     lobbyPanel: byId('lobby-panel', HTMLElement),
@@ -710,6 +712,26 @@ export function showRoom(room) {
     if (ui.nameField instanceof HTMLElement) ui.nameField.hidden = true;
     ui.tokenNote.hidden = false;
   }
+  /** The signed-in account, if any: the server names us by it, so the name is shown read-only. @type {import('./account.js').Account | null} */
+  let account = null;
+  function drawAccount() {
+    ui.accountNote.hidden = account === null;
+    ui.accountNote.textContent = account ? t('accountNameNote', { name: account.name }) : '';
+  }
+  if (!token) {
+    currentAccount().then((found) => {
+      if (!found || session || joining) return;
+      account = found;
+      ui.nameInput.value = found.name;
+      ui.nameInput.readOnly = true;
+      ui.nameInput.setAttribute('aria-describedby', 'account-note');
+      drawAccount();
+      updateJoinButtons();
+      // Nothing to type: the next step is joining.
+      if (document.activeElement === ui.nameInput) ui.joinButton.focus();
+    });
+  }
+  onLocaleChange(drawAccount);
   onLocaleChange(drawPermissions);
 
   ui.view.hidden = false;

@@ -14,6 +14,7 @@ import { SPEAKER_HOLD_MS, SPEAKER_SWITCH_MS, SPEAKING_LEVEL, SpeakerDetector } f
 import { QUALITY_LIMITS, judgeQuality, levelFromRms } from '../../web/stats.js';
 import { missingKeys } from '../../web/i18n.js';
 import { isConnectionLoss, permissionFor } from '../../web/protocol.js';
+import { retryAfterSeconds } from '../../web/account.js';
 
 test('backoff: 1 s doubling to 15 s, each within ±20 %', () => {
   const middle = () => 0.5;
@@ -135,4 +136,15 @@ test("protocol: a moderator's decision is never a connection loss; sources map t
   assert.equal(permissionFor('microphone'), 'unmute');
   assert.equal(permissionFor('camera'), 'camera');
   assert.equal(permissionFor('screen'), 'screen');
+});
+
+test('sign-in throttle: Retry-After in seconds or as a date, anything else unknown', () => {
+  assert.equal(retryAfterSeconds('42'), 42);
+  assert.equal(retryAfterSeconds(' 7 '), 7);
+  const now = Date.parse('2026-01-01T00:00:00Z');
+  assert.equal(retryAfterSeconds('Thu, 01 Jan 2026 00:01:30 GMT', now), 90);
+  assert.equal(retryAfterSeconds('Wed, 31 Dec 2025 23:00:00 GMT', now), 0);
+  assert.equal(retryAfterSeconds(null), null);
+  assert.equal(retryAfterSeconds('soon'), null);
+  assert.equal(retryAfterSeconds('-5'), null);
 });
