@@ -35,6 +35,18 @@ struct AppState {
     limits: SocketLimits,
     signin: SignIn,
     admin: AdminApi,
+    public: PublicSettings,
+}
+
+/// What any page may know before joining: the meeting settings and how people get in.
+#[derive(Clone, serde::Serialize)]
+pub struct PublicSettings {
+    /// The `[meeting]` settings (also sent in `joined`).
+    pub settings: conclave_proto::MeetingSettings,
+    /// `open`, `hosts` or `closed`.
+    pub access_mode: String,
+    /// Whether invitation tokens are accepted.
+    pub tokens: bool,
 }
 
 impl axum::extract::FromRef<AppState> for AdminApi {
@@ -58,6 +70,7 @@ pub fn router(
     limits: SocketLimits,
     signin: SignIn,
     admin: AdminApi,
+    public: PublicSettings,
 ) -> Router {
     Router::new()
         .route("/ws", get(websocket))
@@ -88,6 +101,7 @@ pub fn router(
             limits,
             signin,
             admin,
+            public,
         })
 }
 
@@ -115,6 +129,10 @@ async fn security_headers(mut res: Response) -> Response {
         HeaderValue::from_static("same-origin"),
     );
     res
+}
+
+async fn public_settings(State(st): State<AppState>) -> axum::Json<PublicSettings> {
+    axum::Json(st.public)
 }
 
 /// The TCP peer of a request, put in by the accept loop.

@@ -122,7 +122,12 @@ impl Server {
             config.attempts.throttle(),
             config.accounts.session_hours * 3600,
         );
-        let app = http::router(conf_tx.clone(), limits, signin, admin);
+        let public = http::PublicSettings {
+            settings: config.meeting.settings(),
+            access_mode: config.access_policy().mode.to_string(),
+            tokens: config.tokens.enabled,
+        };
+        let app = http::router(conf_tx.clone(), limits, signin, admin, public);
         let accept = tokio::spawn(accept_loop(listener, tls, app));
         Ok(Server {
             https_addr,

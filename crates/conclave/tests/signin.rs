@@ -250,3 +250,18 @@ async fn password_guessing_at_sign_in_is_throttled() {
     .await;
     assert_eq!(r.status, 429);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn public_settings_tell_a_page_the_meeting_defaults_and_access_mode() {
+    let srv = start(|c| {
+        c.access.mode = conclave::config::AccessModeConfig::Hosts;
+        c.meeting.audio_only = true;
+    })
+    .await;
+    let r = https(&srv.url, "GET", "/api/settings", &[], "").await;
+    assert_eq!(r.status, 200);
+    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(v["access_mode"], "hosts");
+    assert_eq!(v["settings"]["audio_only"], true);
+    assert_eq!(v["tokens"], false);
+}
