@@ -91,6 +91,7 @@ pub fn router(
             "/api/rooms/{room}",
             axum::routing::delete(rooms_api::delete),
         )
+        .route("/api/settings", get(public_settings))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/", get(index))
         .route("/r/{room}", get(room_page))
