@@ -5,28 +5,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::{ROOM, start};
-use conclave_load::{RawSocket, connect};
+use common::{join_raw, start};
+use conclave_load::RawSocket;
 use conclave_proto::{ClientMessage, ErrorCode, ParticipantId, ServerMessage};
 
 const T: Duration = Duration::from_secs(10);
-
-async fn joined(url: &str, name: &str) -> (RawSocket, ParticipantId) {
-    let mut s = connect(url).await.unwrap();
-    s.send(&ClientMessage::Join {
-        v: 1,
-        room: ROOM.into(),
-        name: name.into(),
-        password: None,
-        token: None,
-    })
-    .await
-    .unwrap();
-    match s.recv_timeout(T).await.unwrap() {
-        ServerMessage::Joined { id, .. } => (s, id),
-        m => panic!("expected joined, got {m:?}"),
-    }
-}
 
 fn is_chat(m: &ServerMessage) -> bool {
     matches!(m, ServerMessage::Chat { .. })
@@ -41,9 +24,9 @@ async fn no_chat(s: &mut RawSocket) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn room_chat_reaches_everyone_and_private_chat_only_its_addressee() {
     let srv = start(|_| {}).await;
-    let (mut a, a_id) = joined(&srv.url, "Ada").await;
-    let (mut b, _) = joined(&srv.url, "Bob").await;
-    let (mut c, c_id) = joined(&srv.url, "Cy").await;
+    let (mut a, a_id) = join_raw(&srv.url, "Ada").await;
+    let (mut b, _) = join_raw(&srv.url, "Bob").await;
+    let (mut c, c_id) = join_raw(&srv.url, "Cy").await;
 
     a.send(&ClientMessage::Chat {
         text: "hello all".into(),
@@ -99,8 +82,8 @@ async fn room_chat_reaches_everyone_and_private_chat_only_its_addressee() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_raised_hand_is_visible_to_the_others() {
     let srv = start(|_| {}).await;
-    let (mut a, a_id) = joined(&srv.url, "Ada").await;
-    let (mut b, _) = joined(&srv.url, "Bob").await;
+    let (mut a, a_id) = join_raw(&srv.url, "Ada").await;
+    let (mut b, _) = join_raw(&srv.url, "Bob").await;
     a.send(&ClientMessage::RaiseHand { raised: true })
         .await
         .unwrap();

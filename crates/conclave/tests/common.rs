@@ -60,52 +60,6 @@ pub async fn eventually(what: &str, t: Duration, mut f: impl FnMut() -> bool) {
     }
 }
 
-/// Accepts any server certificate (the test server's is self-signed, on loopback).
-#[derive(Debug)]
-pub struct AcceptAny(pub std::sync::Arc<rustls::crypto::CryptoProvider>);
-
-impl rustls::client::danger::ServerCertVerifier for AcceptAny {
-    fn verify_server_cert(
-        &self,
-        _: &rustls::pki_types::CertificateDer<'_>,
-        _: &[rustls::pki_types::CertificateDer<'_>],
-        _: &rustls::pki_types::ServerName<'_>,
-        _: &[u8],
-        _: rustls::pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
 /// A response from [`https`].
 #[derive(Debug)]
 pub struct HttpReply {
@@ -137,13 +91,7 @@ pub async fn https(
 ) -> HttpReply {
     use http_body_util::BodyExt;
     let authority = base.strip_prefix("https://").unwrap().to_owned();
-    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let tls = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .dangerous()
-        .with_custom_certificate_verifier(std::sync::Arc::new(AcceptAny(provider)))
-        .with_no_client_auth();
+    let tls = conclave_load::insecure_tls_config().unwrap();
     let tcp = tokio::net::TcpStream::connect(&authority).await.unwrap();
     let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
     let stream = tokio_rustls::TlsConnector::from(std::sync::Arc::new(tls))
@@ -175,5 +123,33 @@ pub async fn https(
         status,
         headers,
         body: String::from_utf8_lossy(&body).into_owned(),
+    }
+}
+
+/// Join `ROOM` as `name` over a raw WebSocket; the socket and the participant ID.
+pub async fn join_raw(
+    url: &str,
+    name: &str,
+) -> (conclave_load::RawSocket, conclave_proto::ParticipantId) {
+    use conclave_proto::{ClientMessage, ServerMessage};
+    let mut s = conclave_load::connect(url).await.unwrap();
+    s.send(&ClientMessage::Join {
+        v: 1,
+        room: ROOM.into(),
+        name: name.into(),
+        password: None,
+        token: None,
+    })
+    .await
+    .unwrap();
+    match s
+        .recv_until(Duration::from_secs(10), |m| {
+            !matches!(m, ServerMessage::Offer { .. })
+        })
+        .await
+        .unwrap()
+    {
+        ServerMessage::Joined { id, .. } => (s, id),
+        m => panic!("expected joined, got {m:?}"),
     }
 }

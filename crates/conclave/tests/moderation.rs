@@ -5,34 +5,13 @@ mod common;
 
 use std::time::Duration;
 
-use common::{ROOM, eventually, start};
-use conclave_load::{RawSocket, TestParticipant, connect};
+use common::{ROOM, eventually, join_raw, start};
+use conclave_load::TestParticipant;
 use conclave_proto::{
     ClientMessage, ErrorCode, ParticipantId, Permissions, Role, ServerMessage, Source,
 };
 
 const T: Duration = Duration::from_secs(10);
-
-async fn join(url: &str, name: &str) -> (RawSocket, ParticipantId) {
-    let mut s = connect(url).await.unwrap();
-    s.send(&ClientMessage::Join {
-        v: 1,
-        room: ROOM.into(),
-        name: name.into(),
-        password: None,
-        token: None,
-    })
-    .await
-    .unwrap();
-    match s
-        .recv_until(T, |m| matches!(m, ServerMessage::Joined { .. }))
-        .await
-        .unwrap()
-    {
-        ServerMessage::Joined { id, .. } => (s, id),
-        _ => unreachable!(),
-    }
-}
 
 /// Every moderator action, aimed at `target` (a participant) or at the lobby.
 fn every_moderator_action(target: ParticipantId) -> Vec<ClientMessage> {
@@ -83,9 +62,9 @@ fn every_moderator_action(target: ParticipantId) -> Vec<ClientMessage> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_guest_gets_forbidden_for_every_moderator_action_and_nothing_changes() {
     let srv = start(|_| {}).await;
-    let (mut host, _) = join(&srv.url, "Host").await;
-    let (mut other, other_id) = join(&srv.url, "Other").await;
-    let (mut g, gid) = join(&srv.url, "Guest").await;
+    let (mut host, _) = join_raw(&srv.url, "Host").await;
+    let (mut other, other_id) = join_raw(&srv.url, "Other").await;
+    let (mut g, gid) = join_raw(&srv.url, "Guest").await;
     // The host makes the third person a guest (in `hosts` mode, anyone not signed in is one).
     host.send(&ClientMessage::SetRole {
         participant: gid,
@@ -263,13 +242,7 @@ async fn websocket_upgrades_from_another_origin_are_refused() {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     let srv = start(|_| {}).await;
     let host = srv.url.strip_prefix("https://").unwrap().to_owned();
-    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let tls = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .dangerous()
-        .with_custom_certificate_verifier(std::sync::Arc::new(common::AcceptAny(provider)))
-        .with_no_client_auth();
+    let tls = conclave_load::insecure_tls_config().unwrap();
     let attempt = |origin: String| {
         let tls = tls.clone();
         let url = format!("wss://{host}/ws");

@@ -21,7 +21,7 @@ use tokio::sync::mpsc;
 
 pub use media::{Profile, ReceiveCounters};
 pub use probe::ReceiverStats;
-pub use wire::{RawSocket, connect, connect_with_cookie};
+pub use wire::{RawSocket, connect, connect_with_cookie, insecure_tls_config};
 
 /// What a participant has seen.
 #[derive(Debug, Default, Clone)]

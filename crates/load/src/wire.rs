@@ -32,13 +32,7 @@ pub async fn connect_with_cookie(base: &str, cookie: &str) -> Result<RawSocket> 
 async fn connect_with(base: &str, cookie: Option<&str>) -> Result<RawSocket> {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     let url = crate::ws_url(base)?;
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .context("TLS versions")?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AcceptAny(provider)))
-        .with_no_client_auth();
+    let config = insecure_tls_config()?;
     let mut request = url.as_str().into_client_request()?;
     if let Some(c) = cookie {
         request.headers_mut().insert("cookie", c.parse()?);
@@ -127,6 +121,20 @@ impl RawSocket {
             }
         }
     }
+}
+
+/// A TLS client configuration that accepts any server certificate: for tools and tests
+/// against a self-signed server on loopback only (the generator refuses other targets).
+pub fn insecure_tls_config() -> Result<rustls::ClientConfig> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    Ok(
+        rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .context("TLS versions")?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AcceptAny(provider)))
+            .with_no_client_auth(),
+    )
 }
 
 /// Accepts any server certificate (tests against a self-signed loopback server only).
