@@ -10,6 +10,7 @@
 //! talks to it only through [`MediaPlane::command`] and the event sink. How the shards share
 //! the port is described in `sockets.rs` and `docs/architecture.md`.
 
+mod batch_io;
 mod client;
 mod plane;
 mod sockets;
@@ -104,6 +105,12 @@ pub struct MediaSnapshot {
     pub connected_sockets: usize,
     /// Participants held by each media thread.
     pub shard_participants: Vec<usize>,
+    /// UDP datagrams handed to the kernel.
+    pub datagrams_sent: u64,
+    /// UDP datagrams dropped on sending (full send buffer, unreachable destination).
+    pub datagrams_dropped: u64,
+    /// `sendmmsg` calls that carried them.
+    pub send_calls: u64,
 }
 
 impl MediaSnapshot {
@@ -238,6 +245,9 @@ impl MediaPlane {
             all.forwarding_entries += one.forwarding_entries;
             all.connected_sockets += one.connected_sockets;
             all.shard_participants.extend(one.shard_participants);
+            all.datagrams_sent += one.datagrams_sent;
+            all.datagrams_dropped += one.datagrams_dropped;
+            all.send_calls += one.send_calls;
         }
         all.participants.sort_by_key(|p| p.id);
         Some(all)

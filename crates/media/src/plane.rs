@@ -21,6 +21,7 @@ use str0m::net::{Protocol, Receive};
 use str0m::rtp::{RtpPacket, RtpWrite};
 use str0m::{Event, IceConnectionState, Input, Output};
 
+use crate::batch_io::{RecvBatch, SendBatch};
 use crate::client::{Client, OfferOut};
 use crate::sockets::Sockets;
 use crate::{EventSink, MediaConfig, MediaEvent, MediaSnapshot};
@@ -83,6 +84,17 @@ pub struct Plane {
     dirty: Vec<ParticipantId>,
     /// The earliest `next_timeout` of any client (a lower bound).
     earliest: Instant,
+    /// Datagrams produced since the last send; they leave together at the end of a batch.
+    outbox: SendBatch,
+    udp: UdpCounters,
+}
+
+/// Send-side counters of one shard.
+#[derive(Debug, Default, Clone, Copy)]
+struct UdpCounters {
+    sent: u64,
+    dropped: u64,
+    calls: u64,
 }
 
 impl Plane {
@@ -97,6 +109,8 @@ impl Plane {
         commands: Receiver<Command>,
         events: EventSink,
     ) -> Plane {
+        let gso = sockets.gso_supported();
+        tracing::debug!(shard, gso, "media shard");
         Plane {
             shard,
             sockets,
@@ -112,11 +126,13 @@ impl Plane {
             queue: Vec::new(),
             dirty: Vec::new(),
             earliest: Instant::now(),
+            outbox: SendBatch::new(gso),
+            udp: UdpCounters::default(),
         }
     }
 
     pub fn run(mut self) {
-        let mut buf = vec![0u8; 2048];
+        let mut batch = RecvBatch::new();
         let mut ready = Vec::new();
         let mut last_liveness = Instant::now();
         loop {
@@ -145,24 +161,34 @@ impl Plane {
                 last_liveness = now;
             }
 
+            self.transmit();
             let wait = self
                 .earliest
                 .saturating_duration_since(Instant::now())
                 .min(MAX_SLEEP);
             self.sockets.wait(wait, &mut ready);
             // Drain every readable socket (epoll is edge-triggered), forwarding each batch
-            // of up to BATCH datagrams: each subscriber's clock is advanced and its output
-            // flushed once per batch, not once per packet.
+            // of about BATCH datagrams: each subscriber's clock is advanced and its output
+            // drained once per batch, not once per packet, and everything the batch produced
+            // leaves in one sendmmsg.
             let mut taken = 0;
             for &r in &ready {
                 let mut errors = 0;
                 loop {
-                    match self.sockets.recv(r, &mut buf) {
-                        Ok((n, source)) => {
-                            self.on_datagram(&buf[..n], source);
-                            taken += 1;
-                            if taken % BATCH == 0 {
+                    match self.sockets.recv(r, &mut batch) {
+                        Ok(n) => {
+                            for i in 0..n {
+                                if let Some((data, source)) = batch.get(i) {
+                                    self.on_datagram(data, source);
+                                }
+                            }
+                            taken += n;
+                            if taken >= BATCH {
                                 self.flush(Instant::now());
+                                taken = 0;
+                            }
+                            if n < RecvBatch::CAPACITY {
+                                break; // drained; a later datagram raises a new edge
                             }
                         }
                         Err(e) if e.kind() == ErrorKind::WouldBlock => break,
@@ -237,11 +263,13 @@ impl Plane {
         self.poll(id);
     }
 
-    /// Forward everything queued, then advance and drain every client that got packets.
+    /// Forward everything queued, then advance and drain every client that got packets, then
+    /// send what they produced.
     fn flush(&mut self, now: Instant) {
         loop {
             self.propagate();
             if self.dirty.is_empty() {
+                self.transmit();
                 return;
             }
             for id in std::mem::take(&mut self.dirty) {
@@ -318,7 +346,7 @@ impl Plane {
                     self.earliest = self.earliest.min(t);
                     return;
                 }
-                Output::Transmit(t) => self.sockets.send(t.destination, &t.contents),
+                Output::Transmit(t) => self.outbox.push(t.destination, t.contents.into()),
                 Output::Event(e) => match e {
                     Event::Connected => client.stats.connected = true,
                     Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
@@ -352,6 +380,17 @@ impl Plane {
                 },
             }
         }
+    }
+
+    /// Send the queued datagrams.
+    fn transmit(&mut self) {
+        if self.outbox.len() == 0 {
+            return;
+        }
+        let o = self.sockets.send(&mut self.outbox);
+        self.udp.sent += o.sent as u64;
+        self.udp.dropped += o.dropped as u64;
+        self.udp.calls += o.calls as u64;
     }
 
     /// Deliver queued packets and keyframe requests to the clients they concern.
@@ -582,6 +621,9 @@ impl Plane {
             forwarding_entries: self.forwarding.len(),
             connected_sockets: self.sockets.connected(),
             shard_participants: vec![self.clients.len()],
+            datagrams_sent: self.udp.sent,
+            datagrams_dropped: self.udp.dropped,
+            send_calls: self.udp.calls,
         }
     }
 }
