@@ -14,6 +14,7 @@ mod batch_io;
 mod client;
 mod plane;
 mod sockets;
+mod speakers;
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -44,6 +45,9 @@ pub struct MediaConfig {
     pub nack_history: Duration,
     /// Media threads (shards); rooms are pinned to one each. 1..=64.
     pub threads: usize,
+    /// Last-N: each subscriber gets camera video from at most this many publishers, those
+    /// who spoke most recently. 0 means no limit.
+    pub last_n: usize,
 }
 /// Something the media plane tells the signalling side.
 #[derive(Debug, Clone, PartialEq)]
@@ -223,7 +227,8 @@ impl MediaPlane {
             MediaCommand::Subscribe { subscriber, .. }
             | MediaCommand::Unsubscribe { subscriber, .. } => owner.get(subscriber).copied(),
             MediaCommand::SetPublishing { publisher, .. } => owner.get(publisher).copied(),
-            MediaCommand::Answer { participant, .. } => owner.get(participant).copied(),
+            MediaCommand::Answer { participant, .. }
+            | MediaCommand::SetReceiveVideo { participant, .. } => owner.get(participant).copied(),
         };
         drop(owner);
         if let Some(s) = shard.and_then(|s| self.shards.get(s)) {

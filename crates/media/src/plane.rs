@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use conclave_proto::{ParticipantId, Source};
+use conclave_proto::{ParticipantId, RoomId, Source};
 use conclave_room::MediaCommand;
 use crossbeam_channel::{Receiver, Sender};
 use mio::Waker;
@@ -22,8 +22,12 @@ use str0m::rtp::{RtpPacket, RtpWrite};
 use str0m::{Event, IceConnectionState, Input, Output};
 
 use crate::batch_io::{RecvBatch, SendBatch};
-use crate::client::{Client, OfferOut};
+use crate::client::Client;
 use crate::sockets::Sockets;
+use crate::speakers::SpeakerOrder;
+
+mod commands;
+mod video_selection;
 use crate::{EventSink, MediaConfig, MediaEvent, MediaSnapshot};
 
 /// Messages into the media thread.
@@ -50,6 +54,8 @@ const LIVENESS_EVERY: Duration = Duration::from_millis(100);
 enum Propagate {
     Rtp(ParticipantId, Source, RtpPacket),
     Keyframe(ParticipantId, Source, KeyframeRequestKind),
+    /// This publisher started speaking (last-N).
+    SpeechStarted(ParticipantId),
 }
 
 /// How a shard reaches another: a bounded queue of handed-over datagrams and its waker.
@@ -79,6 +85,8 @@ pub struct Plane {
     by_addr: HashMap<SocketAddr, ParticipantId>,
     /// Forwarding table: published track → its subscribers.
     forwarding: HashMap<(ParticipantId, Source), HashSet<ParticipantId>>,
+    /// Each room's speaker order, for last-N.
+    rooms: HashMap<RoomId, SpeakerOrder>,
     queue: Vec<Propagate>,
     /// Clients written to since their last flush.
     dirty: Vec<ParticipantId>,
@@ -123,6 +131,7 @@ impl Plane {
             clients: HashMap::new(),
             by_addr: HashMap::new(),
             forwarding: HashMap::new(),
+            rooms: HashMap::new(),
             queue: Vec::new(),
             dirty: Vec::new(),
             earliest: Instant::now(),
@@ -364,6 +373,13 @@ impl Plane {
                         };
                         // Packet-level enforcement: only what the room core allowed.
                         if client.allowed.contains(&source) {
+                            if source.is_audio()
+                                && self.config.last_n > 0
+                                && let Some(level) = pkt.header.ext_vals.audio_level
+                                && client.speech.on_level(level)
+                            {
+                                self.queue.push(Propagate::SpeechStarted(id));
+                            }
                             self.queue.push(Propagate::Rtp(id, source, pkt));
                         }
                     }
@@ -403,6 +419,7 @@ impl Plane {
                     Propagate::Keyframe(publisher, source, kind) => {
                         self.request_keyframe(publisher, source, kind)
                     }
+                    Propagate::SpeechStarted(publisher) => self.on_speech(publisher),
                 }
             }
         }
@@ -422,21 +439,28 @@ impl Plane {
                 continue;
             };
             let pt = pkt.header.payload_type;
-            // Only forward codecs the subscriber accepted on this m-line (H.264 may not be).
-            if !sub
-                .rtc
-                .media(mid)
-                .is_some_and(|m| m.remote_pts().contains(&pt))
-            {
+            // Only video the subscriber gets now (receive_video, last-N), and only codecs it
+            // accepted on this m-line (H.264 may not be).
+            let deliver = sub.wants(publisher, source)
+                && sub
+                    .rtc
+                    .media(mid)
+                    .is_some_and(|m| m.remote_pts().contains(&pt));
+            let Some(line) = sub.open_sub_mut(publisher, source) else {
+                continue;
+            };
+            if !deliver {
+                line.seq.skip();
                 continue;
             }
+            let seq_no = line.seq.map(*pkt.seq_no).into();
             let mut api = sub.rtc.direct_api();
             let Some(tx) = api.stream_tx_by_mid(mid, None) else {
                 continue;
             };
             let write = RtpWrite::new(
                 pt,
-                pkt.seq_no,
+                seq_no,
                 pkt.header.timestamp,
                 pkt.timestamp,
                 pkt.payload.clone(),
@@ -471,145 +495,6 @@ impl Plane {
             rx.request_keyframe(kind);
         }
         self.poll(publisher);
-    }
-
-    fn on_command(&mut self, cmd: MediaCommand) {
-        let now = Instant::now();
-        match cmd {
-            MediaCommand::AddParticipant { participant, .. } => {
-                let c = Client::new(participant, self.shard, self.announce, now);
-                self.clients.insert(participant, c);
-                self.offer_if_needed(participant);
-            }
-            MediaCommand::RemoveParticipant { participant } => self.remove(participant),
-            MediaCommand::Subscribe {
-                subscriber,
-                publisher,
-                source,
-            } => {
-                let Some(c) = self.clients.get_mut(&subscriber) else {
-                    return;
-                };
-                c.subscribe(publisher, source);
-                self.forwarding
-                    .entry((publisher, source))
-                    .or_default()
-                    .insert(subscriber);
-                self.offer_if_needed(subscriber);
-            }
-            MediaCommand::Unsubscribe {
-                subscriber,
-                publisher,
-                source,
-            } => {
-                if let Some(set) = self.forwarding.get_mut(&(publisher, source)) {
-                    set.remove(&subscriber);
-                    if set.is_empty() {
-                        self.forwarding.remove(&(publisher, source));
-                    }
-                }
-                if let Some(c) = self.clients.get_mut(&subscriber) {
-                    c.unsubscribe(publisher, source);
-                    self.offer_if_needed(subscriber);
-                }
-            }
-            MediaCommand::SetPublishing {
-                publisher,
-                source,
-                allowed,
-            } => {
-                if let Some(c) = self.clients.get_mut(&publisher) {
-                    if allowed {
-                        c.allowed.insert(source);
-                    } else {
-                        c.allowed.remove(&source);
-                    }
-                }
-                if allowed {
-                    self.request_keyframe(publisher, source, KeyframeRequestKind::Pli);
-                }
-            }
-            MediaCommand::Answer { participant, sdp } => {
-                let Some(c) = self.clients.get_mut(&participant) else {
-                    return;
-                };
-                match c.accept_answer(&sdp) {
-                    Ok(opened) => {
-                        // Bound the resend buffer of each new downstream stream: video keeps
-                        // `nack_history` for NACKs, audio (not NACK-able) keeps nothing.
-                        let history = self.config.nack_history;
-                        for (publisher, source) in &opened {
-                            let Some(mid) = c.open_mid(*publisher, *source) else {
-                                continue;
-                            };
-                            if let Some(tx) = c.rtc.direct_api().stream_tx_by_mid(mid, None) {
-                                let (packets, age) = if source.is_audio() {
-                                    (1, Duration::ZERO)
-                                } else {
-                                    (NACK_HISTORY_MAX_PACKETS, history)
-                                };
-                                tx.set_rtx_cache(packets, age, Some(RTX_RATIO_CAP));
-                            }
-                        }
-                        for (publisher, source) in opened {
-                            self.request_keyframe(publisher, source, KeyframeRequestKind::Pli);
-                        }
-                        self.poll(participant);
-                        self.offer_if_needed(participant);
-                    }
-                    Err((error, fatal)) => {
-                        if fatal {
-                            self.remove(participant);
-                        }
-                        (self.events)(MediaEvent::Error {
-                            participant,
-                            error,
-                            fatal,
-                        });
-                    }
-                }
-            }
-        }
-    }
-
-    fn offer_if_needed(&mut self, id: ParticipantId) {
-        let Some(c) = self.clients.get_mut(&id) else {
-            return;
-        };
-        if let Some(OfferOut { sdp, slots, tracks }) = c.next_offer() {
-            (self.events)(MediaEvent::Offer {
-                participant: id,
-                sdp,
-                slots,
-                tracks,
-            });
-        }
-        self.poll(id);
-    }
-
-    /// Release everything a participant holds: its Rtc, addresses, forwarding entries.
-    fn remove(&mut self, id: ParticipantId) {
-        let Some(mut c) = self.clients.remove(&id) else {
-            return;
-        };
-        c.rtc.disconnect();
-        for a in &c.addrs {
-            self.by_addr.remove(a);
-            self.sockets.disconnect(*a);
-        }
-        self.forwarding.retain(|(publisher, _), subs| {
-            subs.remove(&id);
-            *publisher != id && !subs.is_empty()
-        });
-        for other in self.clients.values_mut() {
-            for source in Source::ALL {
-                other.unsubscribe(id, source);
-            }
-        }
-        let others: Vec<ParticipantId> = self.clients.keys().copied().collect();
-        for o in others {
-            self.offer_if_needed(o);
-        }
     }
 
     fn snapshot(&self) -> MediaSnapshot {

@@ -47,6 +47,11 @@ pub struct MeetingSettings {
     pub screen_share_fps: u32,
     /// Join in audio-only mode (no camera offered) by default.
     pub audio_only: bool,
+    /// Camera video reaches each participant from at most this many others: those who spoke
+    /// most recently (join order until someone speaks). 0 means no limit. Screen shares and
+    /// audio are always forwarded.
+    #[serde(default)]
+    pub last_n: u32,
 }
 
 impl Default for MeetingSettings {
@@ -55,6 +60,7 @@ impl Default for MeetingSettings {
             max_video_height: 720,
             screen_share_fps: 5,
             audio_only: false,
+            last_n: 0,
         }
     }
 }
@@ -103,6 +109,12 @@ pub enum ClientMessage {
         /// Whether the hand is up.
         raised: bool,
     },
+    /// Stop (`false`) or resume (`true`) receiving all video, camera and screen, e.g. for an
+    /// audio-only mode. Audio keeps flowing. Initially `true`.
+    ReceiveVideo {
+        /// Whether video is forwarded to this participant.
+        enabled: bool,
+    },
 }
 
 impl ClientMessage {
@@ -116,6 +128,7 @@ impl ClientMessage {
             ClientMessage::Leave {} => "leave",
             ClientMessage::Chat { .. } => "chat",
             ClientMessage::RaiseHand { .. } => "raise_hand",
+            ClientMessage::ReceiveVideo { .. } => "receive_video",
         }
     }
 }
@@ -243,7 +256,7 @@ pub fn parse_client_message(text: &str) -> Result<ClientMessage, ProtocolError> 
             "a message needs a string field \"type\"",
         ));
     };
-    const KNOWN: [&str; 7] = [
+    const KNOWN: [&str; 8] = [
         "join",
         "answer",
         "publish",
@@ -251,6 +264,7 @@ pub fn parse_client_message(text: &str) -> Result<ClientMessage, ProtocolError> 
         "leave",
         "chat",
         "raise_hand",
+        "receive_video",
     ];
     let Some(kind) = KNOWN.iter().copied().find(|k| *k == kind) else {
         let mut shown: String = kind.chars().take(40).collect();
