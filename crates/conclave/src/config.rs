@@ -254,6 +254,9 @@ pub struct MeetingConfig {
     pub screen_share_fps: u32,
     /// Clients join in audio-only mode by default.
     pub audio_only: bool,
+    /// Last-N: each participant receives camera video from at most this many others, those
+    /// who spoke most recently. 0 = no limit. Screen shares and audio always pass.
+    pub last_n: u32,
 }
 
 impl Default for MeetingConfig {
@@ -263,6 +266,7 @@ impl Default for MeetingConfig {
             max_video_height: d.max_video_height,
             screen_share_fps: d.screen_share_fps,
             audio_only: d.audio_only,
+            last_n: d.last_n,
         }
     }
 }
@@ -274,6 +278,7 @@ impl MeetingConfig {
             max_video_height: self.max_video_height,
             screen_share_fps: self.screen_share_fps,
             audio_only: self.audio_only,
+            last_n: self.last_n,
         }
     }
 }

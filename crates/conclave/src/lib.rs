@@ -56,6 +56,7 @@ impl Server {
                 participant_timeout: Duration::from_secs(config.participant_timeout_secs),
                 nack_history: Duration::from_millis(config.nack_history_ms),
                 threads: config.media_thread_count(),
+                last_n: config.meeting.last_n as usize,
             },
             Arc::new(move |e| {
                 let _ = events_tx.send(ToConference::Media(e));

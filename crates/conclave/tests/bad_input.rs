@@ -215,3 +215,67 @@ async fn floods_are_rate_limited() {
     assert!(limited >= 1, "{codes:?}");
     meeting.assert_flowing().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_receive_video_messages_are_refused_by_name() {
+    let srv = start(|_| {}).await;
+    let meeting = Meeting::start(&srv).await;
+    let mut s = connect(&srv.url).await.unwrap();
+    // Before join: not joined.
+    s.send_text(r#"{"type":"receive_video","enabled":false}"#)
+        .await
+        .unwrap();
+    expect_error(&mut s, ErrorCode::NotJoined).await;
+    s.send(&ClientMessage::Join {
+        v: 1,
+        room: ROOM.into(),
+        name: "Picky".into(),
+        password: None,
+        token: None,
+    })
+    .await
+    .unwrap();
+    s.recv_until(T, |m| matches!(m, ServerMessage::Joined { .. }))
+        .await
+        .unwrap();
+    for bad in [
+        r#"{"type":"receive_video"}"#,
+        r#"{"type":"receive_video","enabled":"false"}"#,
+        r#"{"type":"receive_video","enabled":0}"#,
+        r#"{"type":"receive_video","enabled":null}"#,
+        r#"{"type":"receive_video","enabled":[true]}"#,
+        r#"{"type":"receive_video","enabled":true,"camera":false}"#,
+    ] {
+        s.send_text(bad).await.unwrap();
+        let m = s
+            .recv_until(T, |m| matches!(m, ServerMessage::Error(_)))
+            .await
+            .unwrap();
+        let ServerMessage::Error(e) = m else {
+            unreachable!()
+        };
+        assert_eq!(e.code, ErrorCode::BadMessage, "{bad}: {}", e.message);
+        assert!(e.message.contains("receive_video"), "{bad}: {}", e.message);
+    }
+    // Still in the room, and a correct message is taken without complaint.
+    s.send_text(r#"{"type":"receive_video","enabled":false}"#)
+        .await
+        .unwrap();
+    s.send_text(r#"{"type":"raise_hand","raised":true}"#)
+        .await
+        .unwrap();
+    let m = s
+        .recv_until(T, |m| {
+            matches!(
+                m,
+                ServerMessage::Error(_) | ServerMessage::ParticipantUpdated { .. }
+            )
+        })
+        .await
+        .unwrap();
+    assert!(
+        matches!(m, ServerMessage::ParticipantUpdated { .. }),
+        "{m:?}"
+    );
+    meeting.assert_flowing().await;
+}

@@ -66,6 +66,12 @@ async fn three_participants_exchange_audio_and_video_and_a_leaver_is_released() 
         snap.participants.iter().all(|p| p.subscriptions == 4),
         "{snap:?}"
     );
+    // Sends are batched: one sendmmsg carries what a receive batch produced for several
+    // subscribers (each packet here goes to two).
+    assert!(
+        snap.send_calls > 0 && snap.datagrams_sent > snap.send_calls,
+        "{snap:?}"
+    );
 
     let leaver = ps.pop().unwrap();
     let leaver_id = leaver.id;

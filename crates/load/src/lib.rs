@@ -156,6 +156,17 @@ impl TestParticipant {
         self.media.sent()
     }
 
+    /// Put this RFC 6464 audio level (dBov: 0 loudest, -127 silence) on our audio packets
+    /// from now on, as a browser does; `None` sends none. -20 reads as speech.
+    pub fn set_audio_level(&self, level: Option<i8>) {
+        self.media.set_audio_level(level);
+    }
+
+    /// Key frame requests (PLI/FIR) the server sent us for what we publish.
+    pub fn keyframe_requests(&self) -> u64 {
+        self.media.keyframe_requests()
+    }
+
     /// Stop sending anything, keep the signalling connection.
     pub fn silence(&self) {
         self.media.silence();

@@ -16,7 +16,7 @@ use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::format::Codec;
 use str0m::media::{Direction, MediaKind, Mid};
 use str0m::net::{Protocol, Receive};
-use str0m::rtp::{RtpWrite, SeqNo};
+use str0m::rtp::{ExtensionValues, RtpWrite, SeqNo};
 use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -75,6 +75,9 @@ pub enum Command {
     /// Apply the answer to our offer.
     AcceptAnswer(String, mpsc::Sender<Result<()>>),
     Publish(Source, bool),
+    /// Put this RFC 6464 audio level (dBov, 0 loudest, -127 silence) on every audio packet
+    /// from now on, or none.
+    AudioLevel(Option<i8>),
     ResetStats,
     Silence,
     Deafen,
@@ -86,6 +89,7 @@ struct Shared {
     stats: Mutex<ReceiverStats>,
     sent: AtomicU64,
     datagrams: AtomicU64,
+    keyframe_requests: AtomicU64,
     connected: AtomicBool,
 }
 
@@ -112,6 +116,7 @@ impl MediaHandle {
             stats: Mutex::new(ReceiverStats::default()),
             sent: AtomicU64::new(0),
             datagrams: AtomicU64::new(0),
+            keyframe_requests: AtomicU64::new(0),
             connected: AtomicBool::new(false),
         });
         let (tx, rx) = mpsc::channel();
@@ -134,6 +139,14 @@ impl MediaHandle {
     /// Turn a source on or off.
     pub fn publish(&self, source: Source, on: bool) {
         let _ = self.tx.send(Command::Publish(source, on));
+    }
+    /// Send this audio level on every audio packet from now on (`None`: no level).
+    pub fn set_audio_level(&self, level: Option<i8>) {
+        let _ = self.tx.send(Command::AudioLevel(level));
+    }
+    /// Key frame requests (PLI/FIR) received for what we publish.
+    pub fn keyframe_requests(&self) -> u64 {
+        self.shared.keyframe_requests.load(Ordering::Relaxed)
     }
     /// Stop sending anything (media, RTCP, STUN) but keep counting datagrams.
     pub fn silence(&self) {
@@ -213,6 +226,7 @@ struct Session {
     slots: BTreeMap<Source, Mid>,
     tracks: BTreeMap<Mid, TrackInfo>,
     sending: BTreeMap<Source, Outgoing>,
+    audio_level: Option<i8>,
     silent: bool,
     deaf: bool,
 }
@@ -246,6 +260,7 @@ impl Session {
             slots: BTreeMap::new(),
             tracks: BTreeMap::new(),
             sending: BTreeMap::new(),
+            audio_level: None,
             silent: false,
             deaf: false,
         }
@@ -375,6 +390,7 @@ impl Session {
                 o.on = on;
                 o.next = Instant::now();
             }
+            Command::AudioLevel(level) => self.audio_level = level,
             Command::ResetStats => {
                 *self.shared.stats.lock().expect("stats lock") = ReceiverStats::default();
             }
@@ -486,11 +502,18 @@ impl Session {
             let Some(tx) = api.stream_tx_by_mid(mid, None) else {
                 continue;
             };
+            let mut ext = ExtensionValues::default();
+            if let Some(level) = self.audio_level.filter(|_| source.is_audio()) {
+                // str0m writes the extension only with both parts; the V bit as a simple VAD.
+                ext.audio_level = Some(level);
+                ext.voice_activity = Some(level > -127);
+            }
             for (seq, marker, payload) in packets {
                 tx.write_rtp(
                     RtpWrite::new(pt, seq, time, now, payload)
                         .marker(marker)
-                        .nackable(!source.is_audio()),
+                        .nackable(!source.is_audio())
+                        .ext_vals(ext.clone()),
                 );
             }
             // str0m's send queue releases what it saw at its last timeout: advance its clock
@@ -509,6 +532,11 @@ impl Session {
                 Ok(Output::Timeout(t)) => return t,
                 Ok(Output::Transmit(t)) => {
                     let _ = self.socket.send_to(&t.contents, t.destination);
+                }
+                Ok(Output::Event(Event::KeyframeRequest(_))) => {
+                    self.shared
+                        .keyframe_requests
+                        .fetch_add(1, Ordering::Relaxed);
                 }
                 Ok(Output::Event(Event::Connected)) => {
                     self.shared.connected.store(true, Ordering::Relaxed);

@@ -8,12 +8,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use conclave_proto::{ErrorCode, ParticipantId, ProtocolError, Source, TrackInfo};
+use conclave_proto::{ErrorCode, ParticipantId, ProtocolError, RoomId, Source, TrackInfo};
 use str0m::change::{SdpAnswer, SdpPendingOffer};
 use str0m::media::{Direction, MediaKind, Mid};
 use str0m::{Candidate, Rtc, RtcConfig};
 
 use crate::ParticipantStats;
+use crate::speakers::SpeechDetector;
 
 /// State of one downstream m-line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +39,44 @@ pub struct Sub {
     pub state: SubState,
     /// Unsubscribed while negotiating: stop it as soon as the answer is in.
     pub cancelled: bool,
+    /// Outgoing sequence numbers of this line.
+    pub seq: SeqRewrite,
+}
+
+/// Sequence numbers of one downstream line. The plane skips packets on purpose (last-N,
+/// `receive_video` off); the receiver must not take that for loss and NACK it, so after a
+/// skip the numbering continues where it stopped. Without skips the publisher's numbers pass
+/// unchanged.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SeqRewrite {
+    /// Subtracted (wrapping) from the publisher's extended sequence number.
+    offset: u64,
+    /// The last number sent.
+    last: Option<u64>,
+    skipped: bool,
+}
+
+impl SeqRewrite {
+    /// A packet of the publisher is not sent on this line.
+    pub fn skip(&mut self) {
+        self.skipped = true;
+    }
+
+    /// The number to send the publisher's packet `seq` with.
+    pub fn map(&mut self, seq: u64) -> u64 {
+        if self.skipped {
+            self.skipped = false;
+            if let Some(last) = self.last {
+                self.offset = seq.wrapping_sub(last.wrapping_add(1));
+            }
+        }
+        let out = seq.wrapping_sub(self.offset);
+        // Reordered older packets keep their (lower) number but do not move `last` back.
+        if self.last.is_none_or(|l| out.wrapping_sub(l) as i64 > 0) {
+            self.last = Some(out);
+        }
+        out
+    }
 }
 
 /// An offer ready to send.
@@ -50,6 +89,8 @@ pub struct OfferOut {
 /// One participant in the media plane.
 pub struct Client {
     pub id: ParticipantId,
+    /// The room, for last-N.
+    pub room: RoomId,
     pub rtc: Rtc,
     /// Upstream m-line per source (fixed after the first offer).
     pub slots: BTreeMap<Source, Mid>,
@@ -66,13 +107,25 @@ pub struct Client {
     offers: u64,
     /// Written to since the plane last advanced and drained it.
     pub dirty: bool,
+    /// Whether video is forwarded to this client (`receive_video`).
+    pub receive_video: bool,
+    /// With last-N: the publishers whose camera video this client gets. `None`: everyone's.
+    pub camera_from: Option<BTreeSet<ParticipantId>>,
+    /// Whether this client, as a publisher, is speaking (from its audio levels).
+    pub speech: SpeechDetector,
 }
 
 impl Client {
     /// A new peer connection: ICE-lite on the shared socket, RTP mode, Opus + VP8 + H.264.
     /// Its ICE ufrag starts with the owning shard's number (two digits), so whichever shard
     /// a first STUN request lands on can hand it to the right one.
-    pub fn new(id: ParticipantId, shard: usize, announce: SocketAddr, now: Instant) -> Client {
+    pub fn new(
+        id: ParticipantId,
+        room: RoomId,
+        shard: usize,
+        announce: SocketAddr,
+        now: Instant,
+    ) -> Client {
         let mut rtc = RtcConfig::new()
             .set_ice_lite(true)
             .set_rtp_mode(true)
@@ -90,6 +143,7 @@ impl Client {
         rtc.add_local_candidate(candidate);
         Client {
             id,
+            room,
             rtc,
             slots: BTreeMap::new(),
             allowed: BTreeSet::new(),
@@ -100,6 +154,9 @@ impl Client {
             next_timeout: now,
             offers: 0,
             dirty: false,
+            receive_video: true,
+            camera_from: None,
+            speech: SpeechDetector::default(),
             stats: ParticipantStats {
                 id: Some(id),
                 ..ParticipantStats::default()
@@ -118,6 +175,29 @@ impl Client {
             SubState::Open(m) if s.publisher == publisher && s.source == source => Some(m),
             _ => None,
         })
+    }
+
+    /// The open downstream subscription to `publisher`'s `source`.
+    pub fn open_sub_mut(&mut self, publisher: ParticipantId, source: Source) -> Option<&mut Sub> {
+        self.subs.iter_mut().find(|s| {
+            s.publisher == publisher && s.source == source && matches!(s.state, SubState::Open(_))
+        })
+    }
+
+    /// Whether `publisher`'s `source` is video this client gets now (`receive_video`, last-N).
+    /// Audio always passes.
+    pub fn wants(&self, publisher: ParticipantId, source: Source) -> bool {
+        match source {
+            Source::Microphone => true,
+            Source::Screen => self.receive_video,
+            Source::Camera => {
+                self.receive_video
+                    && self
+                        .camera_from
+                        .as_ref()
+                        .is_none_or(|set| set.contains(&publisher))
+            }
+        }
     }
 
     /// The subscription carried on downstream `mid`.
@@ -149,6 +229,7 @@ impl Client {
             source,
             state: SubState::ToOpen,
             cancelled: false,
+            seq: SeqRewrite::default(),
         });
     }
 
@@ -356,7 +437,14 @@ mod tests {
     #[test]
     fn offers_carry_growing_session_versions() {
         let now = Instant::now();
-        let mut c = Client::new(ParticipantId(1), 3, "127.0.0.1:10000".parse().unwrap(), now);
+        let room = RoomId::parse("clientroom-000001").unwrap();
+        let mut c = Client::new(
+            ParticipantId(1),
+            room,
+            3,
+            "127.0.0.1:10000".parse().unwrap(),
+            now,
+        );
         let first = c.next_offer().expect("first offer");
         assert!(first.sdp.contains(" 1 IN IP4"), "{}", first.sdp);
         assert_eq!(first.slots.len(), 3);
@@ -365,5 +453,30 @@ mod tests {
         // No second offer while the first is outstanding.
         c.subscribe(ParticipantId(2), Source::Camera);
         assert!(c.next_offer().is_none());
+    }
+
+    #[test]
+    fn sequence_numbers_continue_across_skips() {
+        let mut r = SeqRewrite::default();
+        // Nothing skipped: the publisher's numbers pass unchanged.
+        assert_eq!(
+            (1000..1005).map(|s| r.map(s)).collect::<Vec<_>>(),
+            vec![1000, 1001, 1002, 1003, 1004]
+        );
+        // 50 packets skipped: numbering resumes at 1005.
+        for _ in 1005..1055 {
+            r.skip();
+        }
+        assert_eq!(r.map(1055), 1005);
+        assert_eq!(r.map(1056), 1006);
+        // A real loss on the way in stays a gap the receiver can NACK.
+        assert_eq!(r.map(1058), 1008);
+        // A reordered packet keeps its place.
+        assert_eq!(r.map(1057), 1007);
+        assert_eq!(r.map(1059), 1009);
+        // Skipping before anything was sent: the first packet keeps its number.
+        let mut r = SeqRewrite::default();
+        r.skip();
+        assert_eq!(r.map(7), 7);
     }
 }

@@ -10,9 +10,11 @@
 //! talks to it only through [`MediaPlane::command`] and the event sink. How the shards share
 //! the port is described in `sockets.rs` and `docs/architecture.md`.
 
+mod batch_io;
 mod client;
 mod plane;
 mod sockets;
+mod speakers;
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -43,6 +45,9 @@ pub struct MediaConfig {
     pub nack_history: Duration,
     /// Media threads (shards); rooms are pinned to one each. 1..=64.
     pub threads: usize,
+    /// Last-N: each subscriber gets camera video from at most this many publishers, those
+    /// who spoke most recently. 0 means no limit.
+    pub last_n: usize,
 }
 /// Something the media plane tells the signalling side.
 #[derive(Debug, Clone, PartialEq)]
@@ -104,6 +109,12 @@ pub struct MediaSnapshot {
     pub connected_sockets: usize,
     /// Participants held by each media thread.
     pub shard_participants: Vec<usize>,
+    /// UDP datagrams handed to the kernel.
+    pub datagrams_sent: u64,
+    /// UDP datagrams dropped on sending (full send buffer, unreachable destination).
+    pub datagrams_dropped: u64,
+    /// `sendmmsg` calls that carried them.
+    pub send_calls: u64,
 }
 
 impl MediaSnapshot {
@@ -216,7 +227,8 @@ impl MediaPlane {
             MediaCommand::Subscribe { subscriber, .. }
             | MediaCommand::Unsubscribe { subscriber, .. } => owner.get(subscriber).copied(),
             MediaCommand::SetPublishing { publisher, .. } => owner.get(publisher).copied(),
-            MediaCommand::Answer { participant, .. } => owner.get(participant).copied(),
+            MediaCommand::Answer { participant, .. }
+            | MediaCommand::SetReceiveVideo { participant, .. } => owner.get(participant).copied(),
         };
         drop(owner);
         if let Some(s) = shard.and_then(|s| self.shards.get(s)) {
@@ -238,6 +250,9 @@ impl MediaPlane {
             all.forwarding_entries += one.forwarding_entries;
             all.connected_sockets += one.connected_sockets;
             all.shard_participants.extend(one.shard_participants);
+            all.datagrams_sent += one.datagrams_sent;
+            all.datagrams_dropped += one.datagrams_dropped;
+            all.send_calls += one.send_calls;
         }
         all.participants.sort_by_key(|p| p.id);
         Some(all)

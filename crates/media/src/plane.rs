@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use conclave_proto::{ParticipantId, Source};
+use conclave_proto::{ParticipantId, RoomId, Source};
 use conclave_room::MediaCommand;
 use crossbeam_channel::{Receiver, Sender};
 use mio::Waker;
@@ -21,8 +21,13 @@ use str0m::net::{Protocol, Receive};
 use str0m::rtp::{RtpPacket, RtpWrite};
 use str0m::{Event, IceConnectionState, Input, Output};
 
-use crate::client::{Client, OfferOut};
+use crate::batch_io::{RecvBatch, SendBatch};
+use crate::client::Client;
 use crate::sockets::Sockets;
+use crate::speakers::SpeakerOrder;
+
+mod commands;
+mod video_selection;
 use crate::{EventSink, MediaConfig, MediaEvent, MediaSnapshot};
 
 /// Messages into the media thread.
@@ -49,6 +54,8 @@ const LIVENESS_EVERY: Duration = Duration::from_millis(100);
 enum Propagate {
     Rtp(ParticipantId, Source, RtpPacket),
     Keyframe(ParticipantId, Source, KeyframeRequestKind),
+    /// This publisher started speaking (last-N).
+    SpeechStarted(ParticipantId),
 }
 
 /// How a shard reaches another: a bounded queue of handed-over datagrams and its waker.
@@ -78,11 +85,24 @@ pub struct Plane {
     by_addr: HashMap<SocketAddr, ParticipantId>,
     /// Forwarding table: published track → its subscribers.
     forwarding: HashMap<(ParticipantId, Source), HashSet<ParticipantId>>,
+    /// Each room's speaker order, for last-N.
+    rooms: HashMap<RoomId, SpeakerOrder>,
     queue: Vec<Propagate>,
     /// Clients written to since their last flush.
     dirty: Vec<ParticipantId>,
     /// The earliest `next_timeout` of any client (a lower bound).
     earliest: Instant,
+    /// Datagrams produced since the last send; they leave together at the end of a batch.
+    outbox: SendBatch,
+    udp: UdpCounters,
+}
+
+/// Send-side counters of one shard.
+#[derive(Debug, Default, Clone, Copy)]
+struct UdpCounters {
+    sent: u64,
+    dropped: u64,
+    calls: u64,
 }
 
 impl Plane {
@@ -97,6 +117,8 @@ impl Plane {
         commands: Receiver<Command>,
         events: EventSink,
     ) -> Plane {
+        let gso = sockets.gso_supported();
+        tracing::debug!(shard, gso, "media shard");
         Plane {
             shard,
             sockets,
@@ -109,14 +131,17 @@ impl Plane {
             clients: HashMap::new(),
             by_addr: HashMap::new(),
             forwarding: HashMap::new(),
+            rooms: HashMap::new(),
             queue: Vec::new(),
             dirty: Vec::new(),
             earliest: Instant::now(),
+            outbox: SendBatch::new(gso),
+            udp: UdpCounters::default(),
         }
     }
 
     pub fn run(mut self) {
-        let mut buf = vec![0u8; 2048];
+        let mut batch = RecvBatch::new();
         let mut ready = Vec::new();
         let mut last_liveness = Instant::now();
         loop {
@@ -145,24 +170,34 @@ impl Plane {
                 last_liveness = now;
             }
 
+            self.transmit();
             let wait = self
                 .earliest
                 .saturating_duration_since(Instant::now())
                 .min(MAX_SLEEP);
             self.sockets.wait(wait, &mut ready);
             // Drain every readable socket (epoll is edge-triggered), forwarding each batch
-            // of up to BATCH datagrams: each subscriber's clock is advanced and its output
-            // flushed once per batch, not once per packet.
+            // of about BATCH datagrams: each subscriber's clock is advanced and its output
+            // drained once per batch, not once per packet, and everything the batch produced
+            // leaves in one sendmmsg.
             let mut taken = 0;
             for &r in &ready {
                 let mut errors = 0;
                 loop {
-                    match self.sockets.recv(r, &mut buf) {
-                        Ok((n, source)) => {
-                            self.on_datagram(&buf[..n], source);
-                            taken += 1;
-                            if taken % BATCH == 0 {
+                    match self.sockets.recv(r, &mut batch) {
+                        Ok(n) => {
+                            for i in 0..n {
+                                if let Some((data, source)) = batch.get(i) {
+                                    self.on_datagram(data, source);
+                                }
+                            }
+                            taken += n;
+                            if taken >= BATCH {
                                 self.flush(Instant::now());
+                                taken = 0;
+                            }
+                            if n < RecvBatch::CAPACITY {
+                                break; // drained; a later datagram raises a new edge
                             }
                         }
                         Err(e) if e.kind() == ErrorKind::WouldBlock => break,
@@ -237,11 +272,13 @@ impl Plane {
         self.poll(id);
     }
 
-    /// Forward everything queued, then advance and drain every client that got packets.
+    /// Forward everything queued, then advance and drain every client that got packets, then
+    /// send what they produced.
     fn flush(&mut self, now: Instant) {
         loop {
             self.propagate();
             if self.dirty.is_empty() {
+                self.transmit();
                 return;
             }
             for id in std::mem::take(&mut self.dirty) {
@@ -318,7 +355,7 @@ impl Plane {
                     self.earliest = self.earliest.min(t);
                     return;
                 }
-                Output::Transmit(t) => self.sockets.send(t.destination, &t.contents),
+                Output::Transmit(t) => self.outbox.push(t.destination, t.contents.into()),
                 Output::Event(e) => match e {
                     Event::Connected => client.stats.connected = true,
                     Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
@@ -336,6 +373,13 @@ impl Plane {
                         };
                         // Packet-level enforcement: only what the room core allowed.
                         if client.allowed.contains(&source) {
+                            if source.is_audio()
+                                && self.config.last_n > 0
+                                && let Some(level) = pkt.header.ext_vals.audio_level
+                                && client.speech.on_level(level)
+                            {
+                                self.queue.push(Propagate::SpeechStarted(id));
+                            }
                             self.queue.push(Propagate::Rtp(id, source, pkt));
                         }
                     }
@@ -354,6 +398,17 @@ impl Plane {
         }
     }
 
+    /// Send the queued datagrams.
+    fn transmit(&mut self) {
+        if self.outbox.len() == 0 {
+            return;
+        }
+        let o = self.sockets.send(&mut self.outbox);
+        self.udp.sent += o.sent as u64;
+        self.udp.dropped += o.dropped as u64;
+        self.udp.calls += o.calls as u64;
+    }
+
     /// Deliver queued packets and keyframe requests to the clients they concern.
     fn propagate(&mut self) {
         while !self.queue.is_empty() {
@@ -364,6 +419,7 @@ impl Plane {
                     Propagate::Keyframe(publisher, source, kind) => {
                         self.request_keyframe(publisher, source, kind)
                     }
+                    Propagate::SpeechStarted(publisher) => self.on_speech(publisher),
                 }
             }
         }
@@ -383,21 +439,28 @@ impl Plane {
                 continue;
             };
             let pt = pkt.header.payload_type;
-            // Only forward codecs the subscriber accepted on this m-line (H.264 may not be).
-            if !sub
-                .rtc
-                .media(mid)
-                .is_some_and(|m| m.remote_pts().contains(&pt))
-            {
+            // Only video the subscriber gets now (receive_video, last-N), and only codecs it
+            // accepted on this m-line (H.264 may not be).
+            let deliver = sub.wants(publisher, source)
+                && sub
+                    .rtc
+                    .media(mid)
+                    .is_some_and(|m| m.remote_pts().contains(&pt));
+            let Some(line) = sub.open_sub_mut(publisher, source) else {
+                continue;
+            };
+            if !deliver {
+                line.seq.skip();
                 continue;
             }
+            let seq_no = line.seq.map(*pkt.seq_no).into();
             let mut api = sub.rtc.direct_api();
             let Some(tx) = api.stream_tx_by_mid(mid, None) else {
                 continue;
             };
             let write = RtpWrite::new(
                 pt,
-                pkt.seq_no,
+                seq_no,
                 pkt.header.timestamp,
                 pkt.timestamp,
                 pkt.payload.clone(),
@@ -434,145 +497,6 @@ impl Plane {
         self.poll(publisher);
     }
 
-    fn on_command(&mut self, cmd: MediaCommand) {
-        let now = Instant::now();
-        match cmd {
-            MediaCommand::AddParticipant { participant, .. } => {
-                let c = Client::new(participant, self.shard, self.announce, now);
-                self.clients.insert(participant, c);
-                self.offer_if_needed(participant);
-            }
-            MediaCommand::RemoveParticipant { participant } => self.remove(participant),
-            MediaCommand::Subscribe {
-                subscriber,
-                publisher,
-                source,
-            } => {
-                let Some(c) = self.clients.get_mut(&subscriber) else {
-                    return;
-                };
-                c.subscribe(publisher, source);
-                self.forwarding
-                    .entry((publisher, source))
-                    .or_default()
-                    .insert(subscriber);
-                self.offer_if_needed(subscriber);
-            }
-            MediaCommand::Unsubscribe {
-                subscriber,
-                publisher,
-                source,
-            } => {
-                if let Some(set) = self.forwarding.get_mut(&(publisher, source)) {
-                    set.remove(&subscriber);
-                    if set.is_empty() {
-                        self.forwarding.remove(&(publisher, source));
-                    }
-                }
-                if let Some(c) = self.clients.get_mut(&subscriber) {
-                    c.unsubscribe(publisher, source);
-                    self.offer_if_needed(subscriber);
-                }
-            }
-            MediaCommand::SetPublishing {
-                publisher,
-                source,
-                allowed,
-            } => {
-                if let Some(c) = self.clients.get_mut(&publisher) {
-                    if allowed {
-                        c.allowed.insert(source);
-                    } else {
-                        c.allowed.remove(&source);
-                    }
-                }
-                if allowed {
-                    self.request_keyframe(publisher, source, KeyframeRequestKind::Pli);
-                }
-            }
-            MediaCommand::Answer { participant, sdp } => {
-                let Some(c) = self.clients.get_mut(&participant) else {
-                    return;
-                };
-                match c.accept_answer(&sdp) {
-                    Ok(opened) => {
-                        // Bound the resend buffer of each new downstream stream: video keeps
-                        // `nack_history` for NACKs, audio (not NACK-able) keeps nothing.
-                        let history = self.config.nack_history;
-                        for (publisher, source) in &opened {
-                            let Some(mid) = c.open_mid(*publisher, *source) else {
-                                continue;
-                            };
-                            if let Some(tx) = c.rtc.direct_api().stream_tx_by_mid(mid, None) {
-                                let (packets, age) = if source.is_audio() {
-                                    (1, Duration::ZERO)
-                                } else {
-                                    (NACK_HISTORY_MAX_PACKETS, history)
-                                };
-                                tx.set_rtx_cache(packets, age, Some(RTX_RATIO_CAP));
-                            }
-                        }
-                        for (publisher, source) in opened {
-                            self.request_keyframe(publisher, source, KeyframeRequestKind::Pli);
-                        }
-                        self.poll(participant);
-                        self.offer_if_needed(participant);
-                    }
-                    Err((error, fatal)) => {
-                        if fatal {
-                            self.remove(participant);
-                        }
-                        (self.events)(MediaEvent::Error {
-                            participant,
-                            error,
-                            fatal,
-                        });
-                    }
-                }
-            }
-        }
-    }
-
-    fn offer_if_needed(&mut self, id: ParticipantId) {
-        let Some(c) = self.clients.get_mut(&id) else {
-            return;
-        };
-        if let Some(OfferOut { sdp, slots, tracks }) = c.next_offer() {
-            (self.events)(MediaEvent::Offer {
-                participant: id,
-                sdp,
-                slots,
-                tracks,
-            });
-        }
-        self.poll(id);
-    }
-
-    /// Release everything a participant holds: its Rtc, addresses, forwarding entries.
-    fn remove(&mut self, id: ParticipantId) {
-        let Some(mut c) = self.clients.remove(&id) else {
-            return;
-        };
-        c.rtc.disconnect();
-        for a in &c.addrs {
-            self.by_addr.remove(a);
-            self.sockets.disconnect(*a);
-        }
-        self.forwarding.retain(|(publisher, _), subs| {
-            subs.remove(&id);
-            *publisher != id && !subs.is_empty()
-        });
-        for other in self.clients.values_mut() {
-            for source in Source::ALL {
-                other.unsubscribe(id, source);
-            }
-        }
-        let others: Vec<ParticipantId> = self.clients.keys().copied().collect();
-        for o in others {
-            self.offer_if_needed(o);
-        }
-    }
-
     fn snapshot(&self) -> MediaSnapshot {
         let mut participants: Vec<_> = self.clients.values().map(|c| c.stats.clone()).collect();
         participants.sort_by_key(|p| p.id);
@@ -582,6 +506,9 @@ impl Plane {
             forwarding_entries: self.forwarding.len(),
             connected_sockets: self.sockets.connected(),
             shard_participants: vec![self.clients.len()],
+            datagrams_sent: self.udp.sent,
+            datagrams_dropped: self.udp.dropped,
+            send_calls: self.udp.calls,
         }
     }
 }

@@ -6,6 +6,9 @@
 //! address; Linux delivers datagrams to the socket whose 4-tuple matches exactly, so from
 //! then on that participant's packets arrive at its own shard. One epoll per shard waits on
 //! all of them and on a waker for commands.
+//!
+//! Connected sockets only receive. Everything a shard sends leaves through its listening
+//! socket in one `sendmmsg` per batch (see `batch_io.rs` and `docs/architecture.md`).
 
 use std::collections::HashMap;
 use std::io::{self, ErrorKind};
@@ -15,6 +18,8 @@ use std::time::Duration;
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token, Waker};
 use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::batch_io::{self, RecvBatch, SendBatch, SendOutcome};
 
 const LISTEN: Token = Token(0);
 const WAKE: Token = Token(1);
@@ -99,31 +104,32 @@ impl Sockets {
         }
     }
 
-    /// Receive one datagram from a socket that was reported readable. `WouldBlock` when it is
-    /// drained (epoll here is edge-triggered: drain until then).
-    pub fn recv(&self, which: Ready, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+    /// Receive a batch of datagrams from a socket that was reported readable. `Ok(n)` with
+    /// `n` below [`RecvBatch::CAPACITY`] means it is drained; `WouldBlock` when it was empty
+    /// (epoll here is edge-triggered: drain until then). The source of each datagram is read
+    /// even on connected sockets: a datagram from another peer can land on a new socket in
+    /// the instant between bind and connect.
+    pub fn recv(&self, which: Ready, batch: &mut RecvBatch) -> io::Result<usize> {
         match which {
-            Ready::Listen => self.listen.recv_from(buf),
-            // recv_from, not recv: a datagram from another peer can land on a new socket in
-            // the instant between bind and connect.
+            Ready::Listen => batch.recv(&self.listen),
             Ready::Conn(a) => match self.conns.get(&a) {
-                Some((_, s)) => s.recv_from(buf),
+                Some((_, s)) => batch.recv(s),
                 None => Err(ErrorKind::WouldBlock.into()),
             },
             Ready::Wake => Err(ErrorKind::WouldBlock.into()),
         }
     }
 
-    /// Send to `dest`, through its connected socket if there is one.
-    pub fn send(&self, dest: SocketAddr, data: &[u8]) {
-        let r = match self.conns.get(&dest) {
-            Some((_, s)) => s.send(data),
-            None => self.listen.send_to(data, dest),
-        };
-        if let Err(e) = r {
-            // A full send buffer drops the datagram, as the network would.
-            tracing::debug!(%dest, "udp send: {e}");
-        }
+    /// Send every queued datagram with as few system calls as possible: through the
+    /// listening socket, which is bound to the same address and port as the connected ones,
+    /// so the peer sees the same source; each message carries its own destination.
+    pub fn send(&self, batch: &mut SendBatch) -> SendOutcome {
+        batch.send(&self.listen)
+    }
+
+    /// Whether the kernel offers UDP GSO on our sockets.
+    pub fn gso_supported(&self) -> bool {
+        batch_io::gso_supported(&self.listen)
     }
 
     /// Open a socket on the media port connected to `remote`.

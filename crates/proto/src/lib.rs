@@ -47,6 +47,11 @@ pub struct MeetingSettings {
     pub screen_share_fps: u32,
     /// Join in audio-only mode (no camera offered) by default.
     pub audio_only: bool,
+    /// Camera video reaches each participant from at most this many others: those who spoke
+    /// most recently (join order until someone speaks). 0 means no limit. Screen shares and
+    /// audio are always forwarded.
+    #[serde(default)]
+    pub last_n: u32,
 }
 
 impl Default for MeetingSettings {
@@ -55,6 +60,7 @@ impl Default for MeetingSettings {
             max_video_height: 720,
             screen_share_fps: 5,
             audio_only: false,
+            last_n: 0,
         }
     }
 }
@@ -190,6 +196,12 @@ pub enum ClientMessage {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         message: Option<String>,
     },
+    /// Stop (`false`) or resume (`true`) receiving all video, camera and screen, e.g. for an
+    /// audio-only mode. Audio keeps flowing. Initially `true`.
+    ReceiveVideo {
+        /// Whether video is forwarded to this participant.
+        enabled: bool,
+    },
 }
 
 /// A participant's role in a room.
@@ -315,6 +327,7 @@ impl ClientMessage {
             ClientMessage::SetPermissions { .. } => "set_permissions",
             ClientMessage::Admit { .. } => "admit",
             ClientMessage::Deny { .. } => "deny",
+            ClientMessage::ReceiveVideo { .. } => "receive_video",
         }
     }
 }
@@ -505,7 +518,7 @@ pub fn parse_client_message(text: &str) -> Result<ClientMessage, ProtocolError> 
             "a message needs a string field \"type\"",
         ));
     };
-    const KNOWN: [&str; 20] = [
+    const KNOWN: [&str; 21] = [
         "join",
         "answer",
         "publish",
@@ -526,6 +539,7 @@ pub fn parse_client_message(text: &str) -> Result<ClientMessage, ProtocolError> 
         "set_permissions",
         "admit",
         "deny",
+        "receive_video",
     ];
     let Some(kind) = KNOWN.iter().copied().find(|k| *k == kind) else {
         let mut shown: String = kind.chars().take(40).collect();

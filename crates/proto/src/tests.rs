@@ -31,6 +31,11 @@ fn each_bad_input_has_its_own_code() {
             ErrorCode::BadMessage,
         ),
         (r#"{"type":"leave","extra":true}"#, ErrorCode::BadMessage),
+        (r#"{"type":"receive_video"}"#, ErrorCode::BadMessage),
+        (
+            r#"{"type":"receive_video","enabled":"no"}"#,
+            ErrorCode::BadMessage,
+        ),
     ];
     for (text, code) in cases {
         let err = parse_client_message(text).unwrap_err();
@@ -117,4 +122,29 @@ fn chat_and_raise_hand_parse() {
     let p: ParticipantInfo =
         serde_json::from_str(r#"{"id":"0000000000000001","name":"A","sources":[]}"#).unwrap();
     assert!(!p.hand_raised);
+}
+
+#[test]
+fn receive_video_round_trips() {
+    let m = parse_client_message(r#"{"type":"receive_video","enabled":false}"#).unwrap();
+    assert_eq!(m, ClientMessage::ReceiveVideo { enabled: false });
+    assert_eq!(m.kind(), "receive_video");
+    assert_eq!(
+        serde_json::to_string(&m).unwrap(),
+        r#"{"type":"receive_video","enabled":false}"#
+    );
+}
+
+#[test]
+fn settings_carry_last_n_and_older_senders_default_it() {
+    let s = MeetingSettings {
+        last_n: 4,
+        ..MeetingSettings::default()
+    };
+    let json = serde_json::to_value(&s).unwrap();
+    assert_eq!(json["last_n"], 4);
+    let old: MeetingSettings =
+        serde_json::from_str(r#"{"max_video_height":720,"screen_share_fps":5,"audio_only":false}"#)
+            .unwrap();
+    assert_eq!(old.last_n, 0);
 }

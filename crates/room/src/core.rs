@@ -178,6 +178,14 @@ pub enum MediaCommand {
         /// Whether its packets are forwarded.
         allowed: bool,
     },
+    /// Forward video (camera and screen) to `participant`, or with `enabled: false` stop
+    /// (its audio keeps flowing). On resume the publishers are asked for key frames.
+    SetReceiveVideo {
+        /// The receiver.
+        participant: ParticipantId,
+        /// Whether it receives video.
+        enabled: bool,
+    },
     /// The participant's SDP answer to its outstanding offer.
     Answer {
         /// Who answers.
@@ -220,6 +228,8 @@ struct Participant {
     /// Sources a moderator stopped; publishing them is refused until `allow`.
     denied: BTreeSet<Source>,
     ban_key: Option<BanKey>,
+    /// Whether video is forwarded to this participant (`receive_video`).
+    receive_video: bool,
 }
 
 #[derive(Debug)]
@@ -543,6 +553,9 @@ impl RoomCore {
             }
             (ClientMessage::RaiseHand { raised }, Some(room)) => {
                 self.raise_hand(conn, &room, raised, out)
+            }
+            (ClientMessage::ReceiveVideo { enabled }, Some(room)) => {
+                self.receive_video(conn, &room, enabled, out)
             }
             (ClientMessage::Leave {}, Some(_)) => {
                 self.leave(conn, LeaveReason::Left, out);
@@ -890,6 +903,7 @@ impl RoomCore {
                 signed_in: peer.identity.signed_in(),
                 denied: BTreeSet::new(),
                 ban_key: peer.identity.ban_key(),
+                receive_video: true,
             },
         );
         r.join_order.push(me);
@@ -1473,6 +1487,33 @@ impl RoomCore {
                 },
             ));
         }
+    }
+
+    /// Start or stop forwarding video to the sender. Only the sender's own state changes;
+    /// repeating the current state changes nothing.
+    fn receive_video(
+        &mut self,
+        conn: ConnId,
+        room_id: &RoomId,
+        enabled: bool,
+        out: &mut Vec<Effect>,
+    ) {
+        let me = conn.participant();
+        let Some(p) = self
+            .rooms
+            .get_mut(room_id)
+            .and_then(|r| r.participants.get_mut(&me))
+        else {
+            return;
+        };
+        if p.receive_video == enabled {
+            return;
+        }
+        p.receive_video = enabled;
+        out.push(Effect::Media(MediaCommand::SetReceiveVideo {
+            participant: me,
+            enabled,
+        }));
     }
 
     fn leave(&mut self, conn: ConnId, reason: LeaveReason, out: &mut Vec<Effect>) {

@@ -475,3 +475,36 @@ fn raised_hands_are_shown_to_everyone_and_in_lists() {
     let e = s.msg(1, ClientMessage::RaiseHand { raised: false });
     assert_eq!(e.len(), 3);
 }
+
+#[test]
+fn receive_video_is_the_senders_own_switch() {
+    let mut s = Sim::new(Limits::default());
+    s.join(1, ROOM, "Ada");
+    s.join(2, ROOM, "Bob");
+    let off = ClientMessage::ReceiveVideo { enabled: false };
+    let e = s.msg(1, off.clone());
+    assert_eq!(
+        media(&e),
+        vec![MediaCommand::SetReceiveVideo {
+            participant: ParticipantId(1),
+            enabled: false
+        }]
+    );
+    // Nobody else is told: it is a local choice.
+    assert!(e.iter().all(|x| !matches!(x, Effect::Send(..))), "{e:?}");
+    // Repeating it changes nothing.
+    assert!(s.msg(1, off).is_empty());
+    let e = s.msg(1, ClientMessage::ReceiveVideo { enabled: true });
+    assert_eq!(
+        media(&e),
+        vec![MediaCommand::SetReceiveVideo {
+            participant: ParticipantId(1),
+            enabled: true
+        }]
+    );
+    // Only after join.
+    s.input(Input::Connected(ConnId(3), Peer::default()));
+    let e = s.msg(3, ClientMessage::ReceiveVideo { enabled: false });
+    assert_eq!(error_code(&e), Some(ErrorCode::NotJoined));
+    assert!(media(&e).is_empty());
+}
