@@ -42,7 +42,7 @@ const en = {
   unnamedCamera: 'Camera {n}',
   microphoneLevel: 'Microphone level',
   cameraIsOff: 'Camera is off',
-  audioOnly: 'Audio only (no camera)',
+  audioOnly: 'Audio only (no video)',
   join: 'Join',
   joinWithoutDevices: 'Join without devices',
   joinWithoutDevicesHint: 'Without devices you see and hear the others, and nobody sees or hears you.',
@@ -254,7 +254,7 @@ const catalogs = {
     unnamedCamera: 'Kamera {n}',
     microphoneLevel: 'Mikrofonpegel',
     cameraIsOff: 'Kamera ist aus',
-    audioOnly: 'Nur Audio (ohne Kamera)',
+    audioOnly: 'Nur Audio (kein Video)',
     join: 'Beitreten',
     joinWithoutDevices: 'Ohne Geräte beitreten',
     joinWithoutDevicesHint:

@@ -27,6 +27,7 @@ export const ROOM_ID_PATTERN = /^[A-Za-z0-9_-]{16,64}$/;
  * @property {number} [max_video_height] Camera video at most this many pixels high.
  * @property {number} [screen_share_fps] Screen sharing at most this many frames per second.
  * @property {boolean} [audio_only] Start in audio-only mode.
+ * @property {number} [last_n] Camera video only from this many recent speakers (0: all).
  */
 
 /**
@@ -141,7 +142,8 @@ export const PERMISSIONS = /** @type {const} */ (['unmute', 'camera', 'screen', 
  * @typedef {{type: 'leave'}} LeaveMessage
  * @typedef {{type: 'chat', text: string, to?: string}} ChatMessage
  * @typedef {{type: 'raise_hand', raised: boolean}} RaiseHandMessage
- * @typedef {JoinMessage | AnswerMessage | PublishMessage | UnpublishMessage | LeaveMessage | ChatMessage | RaiseHandMessage | ModeratorMessage} ClientMessage
+ * @typedef {{type: 'receive_video', enabled: boolean}} ReceiveVideoMessage
+ * @typedef {JoinMessage | AnswerMessage | PublishMessage | UnpublishMessage | LeaveMessage | ChatMessage | RaiseHandMessage | ReceiveVideoMessage | ModeratorMessage} ClientMessage
  */
 
 /**
@@ -500,6 +502,16 @@ export class ConclaveSession extends EventTarget {
   raiseHand(raised) {
     if (this.#state !== 'joined') return false;
     return this.#send({ type: 'raise_hand', raised });
+  }
+
+  /**
+   * Stop (false) or resume (true) receiving video, camera and screen (audio-only mode).
+   * @param {boolean} enabled
+   * @returns {boolean} Whether it was sent.
+   */
+  setReceiveVideo(enabled) {
+    if (this.#state !== 'joined') return false;
+    return this.#send({ type: 'receive_video', enabled });
   }
 
   /**

@@ -364,6 +364,8 @@ export function showRoom(room) {
     });
     current.on('joined', ({ participants, settings, name: given, signedIn, role, permissions: mine, roomState, lobby }) => {
       limitVideoHeight(settings.max_video_height, devices.track('camera'));
+      // Audio only: no camera sent (devices) and no video received (the server stops it).
+      if (devices.audioOnly) current.setReceiveVideo(false);
       joinedName = given ?? name;
       moderation.start(role, roomState, lobby);
       applyPermissions(mine, false);
@@ -746,6 +748,13 @@ export function showRoom(room) {
   ui.listenOnlyButton.addEventListener('click', () => join(true));
   ui.audioOnly.addEventListener('change', () => devices.setAudioOnly(ui.audioOnly.checked));
   devices.setAudioOnly(ui.audioOnly.checked);
+  // The server's default (`[meeting] audio_only`) applies before joining too.
+  void fetchPublicSettings().then((settings) => {
+    if (settings?.audio_only && !ui.audioOnly.checked) {
+      ui.audioOnly.checked = true;
+      devices.setAudioOnly(true);
+    }
+  });
   ui.devicesButton.addEventListener('click', () => {
     expanded.devices = !expanded.devices;
     drawPanels();
@@ -803,5 +812,20 @@ async function capFrameRate(session, track, fps) {
     await sender.setParameters(params);
   } catch (e) {
     console.warn('conclave: could not cap the screen frame rate', e);
+  }
+}
+
+/**
+ * The server's public meeting settings (`GET /api/settings`), or null when unavailable.
+ * @returns {Promise<import('./protocol.js').MeetingSettings | null>}
+ */
+async function fetchPublicSettings() {
+  try {
+    const res = await fetch('/api/settings', { credentials: 'same-origin' });
+    if (!res.ok) return null;
+    const body = /** @type {{settings?: import('./protocol.js').MeetingSettings}} */ (await res.json());
+    return body.settings ?? null;
+  } catch {
+    return null;
   }
 }

@@ -82,7 +82,7 @@ test('"Audio only" turns the camera off and hides it, before and in the meeting'
     const { page } = p;
     const camera = page.getByRole('button', { name: 'Camera', exact: true });
     await setToggle(p, 'Camera', true);
-    await page.getByRole('checkbox', { name: 'Audio only (no camera)', exact: true }).check();
+    await page.getByRole('checkbox', { name: 'Audio only (no video)', exact: true }).check();
     await camera.waitFor({ state: 'hidden' });
     await page.getByText('Camera is off', { exact: true }).waitFor({ state: 'visible' });
     assert.equal(await page.getByRole('combobox', { name: 'Choose camera' }).count(), 0);
@@ -219,12 +219,12 @@ test('the language switch changes every label at once, English → German → En
     };
     const english = {
       buttons: ['Microphone', 'Camera', 'Join', 'Join without devices', 'Copy link'],
-      labels: ['Name', 'Audio only (no camera)', 'Choose microphone', 'Choose camera', 'Language / Sprache'],
+      labels: ['Name', 'Audio only (no video)', 'Choose microphone', 'Choose camera', 'Language / Sprache'],
       heading: 'Ready to join?',
     };
     const german = {
       buttons: ['Mikrofon', 'Kamera', 'Beitreten', 'Ohne Geräte beitreten', 'Link kopieren'],
-      labels: ['Name', 'Nur Audio (ohne Kamera)', 'Mikrofon auswählen', 'Kamera auswählen', 'Sprache / Language'],
+      labels: ['Name', 'Nur Audio (kein Video)', 'Mikrofon auswählen', 'Kamera auswählen', 'Sprache / Language'],
       heading: 'Bereit zum Beitreten?',
     };
     // English words that must all be gone in German (and the other way round).
