@@ -99,10 +99,11 @@ pub struct AccessConfig {
     pub lobby_for_guests: bool,
     /// Shortest room password a moderator may set (at most 128 characters).
     pub room_password_min_chars: usize,
-    /// Sustained `join` attempts per minute from one IP address (limits room-ID probing).
-    pub joins_per_minute_per_address: f64,
-    /// `join` attempts one IP address may make in a burst.
-    pub join_burst_per_address: f64,
+    /// Joins per minute from one IP address of rooms that are not open (limits room-ID
+    /// probing; joins of open rooms are not counted).
+    pub new_rooms_per_minute_per_address: f64,
+    /// Such joins one IP address may make in a burst.
+    pub new_room_burst_per_address: f64,
     /// What participants may do in a new room (moderators change it during the meeting).
     pub participant: PermissionsConfig,
     /// What guests may do in a new room.
@@ -174,8 +175,8 @@ impl Default for AccessConfig {
             mode: AccessModeConfig::Open,
             lobby_for_guests: d.lobby_for_guests,
             room_password_min_chars: d.room_password_min_chars,
-            joins_per_minute_per_address: d.joins_per_minute_per_address,
-            join_burst_per_address: d.join_burst_per_address,
+            new_rooms_per_minute_per_address: d.new_rooms_per_minute_per_address,
+            new_room_burst_per_address: d.new_room_burst_per_address,
             participant: PermissionsConfig::default(),
             guest: PermissionsConfig::default(),
         }
@@ -238,8 +239,8 @@ impl Config {
             guest: a.guest.permissions(),
             room_password_min_chars: a.room_password_min_chars,
             throttle: self.attempts.throttle(),
-            joins_per_minute_per_address: a.joins_per_minute_per_address,
-            join_burst_per_address: a.join_burst_per_address,
+            new_rooms_per_minute_per_address: a.new_rooms_per_minute_per_address,
+            new_room_burst_per_address: a.new_room_burst_per_address,
         }
     }
 }
@@ -500,13 +501,13 @@ impl Config {
         {
             bail!("access.room_password_min_chars must be between 1 and 128");
         }
-        let joins_ok = a.joins_per_minute_per_address.is_finite()
-            && a.joins_per_minute_per_address > 0.0
-            && a.join_burst_per_address.is_finite()
-            && a.join_burst_per_address >= 1.0;
+        let joins_ok = a.new_rooms_per_minute_per_address.is_finite()
+            && a.new_rooms_per_minute_per_address > 0.0
+            && a.new_room_burst_per_address.is_finite()
+            && a.new_room_burst_per_address >= 1.0;
         if !joins_ok {
             bail!(
-                "access.joins_per_minute_per_address must be > 0 and access.join_burst_per_address >= 1"
+                "access.new_rooms_per_minute_per_address must be > 0 and access.new_room_burst_per_address >= 1"
             );
         }
         let t = &self.attempts;

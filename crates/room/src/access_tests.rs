@@ -947,20 +947,51 @@ fn password_guessing_is_throttled_per_address_and_per_room() {
 }
 
 #[test]
-fn join_attempts_per_address_are_limited() {
+fn opening_rooms_from_one_address_is_limited_but_joining_an_open_room_is_not() {
     let mut w = World::new(AccessMode::Open);
+    // A prober opens room after room from one address.
     let mut refused = 0;
     for c in 100..160u64 {
         w.connect_from(c, guest(&format!("k{c}")), addr(7));
-        if let Some((ErrorCode::TooManyAttempts, _)) = error_of(&w.join(c, None), c) {
+        let room = format!("probedroomprobed{c:04}");
+        let e = w.send(
+            c,
+            ClientMessage::Join {
+                v: 1,
+                room,
+                name: "p".into(),
+                password: None,
+                token: None,
+            },
+        );
+        if let Some((ErrorCode::TooManyAttempts, _)) = error_of(&e, c) {
             refused += 1;
         }
     }
-    // A burst of 20, then 30 per minute (one per 2 s; the loop spends 20 ms per join).
+    // A burst of 20, then 30 per minute (one per 2 s; the loop spends 10 ms per join).
     assert!(refused >= 35, "{refused}");
-    // Another address is unaffected.
-    w.connect_from(200, guest("x"), addr(8));
-    assert!(error_of(&w.join(200, None), 200).is_none());
+    // A whole class behind one address joins the teacher's open room at once.
+    w.enter(MOD, guest("teacher"));
+    for c in 200..240u64 {
+        w.connect_from(c, guest(&format!("pupil{c}")), addr(9));
+        assert!(
+            joined_role(&w.join(c, None), c).is_some(),
+            "pupil {c} refused"
+        );
+    }
+    // The prober's address is still limited, another address is not.
+    w.connect_from(300, guest("x"), addr(8));
+    let e = w.send(
+        300,
+        ClientMessage::Join {
+            v: 1,
+            room: "anothernewroom0001".into(),
+            name: "x".into(),
+            password: None,
+            token: None,
+        },
+    );
+    assert!(error_of(&e, 300).is_none());
 }
 
 #[test]

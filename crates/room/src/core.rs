@@ -56,10 +56,12 @@ pub struct AccessPolicy {
     pub room_password_min_chars: usize,
     /// Backoff and lockout for failed room passwords, per address and per room.
     pub throttle: ThrottleConfig,
-    /// Sustained `join` attempts per minute from one address.
-    pub joins_per_minute_per_address: f64,
-    /// `join` attempts one address may make in a burst.
-    pub join_burst_per_address: f64,
+    /// Sustained joins per minute from one address of rooms that are not open (opening a
+    /// room, or waiting for one that does not exist): this bounds room-ID probing. Joins of
+    /// open rooms are not counted.
+    pub new_rooms_per_minute_per_address: f64,
+    /// Such joins one address may make in a burst.
+    pub new_room_burst_per_address: f64,
 }
 
 impl Default for AccessPolicy {
@@ -71,8 +73,8 @@ impl Default for AccessPolicy {
             guest: Permissions::default(),
             room_password_min_chars: 8,
             throttle: ThrottleConfig::default(),
-            joins_per_minute_per_address: 30.0,
-            join_burst_per_address: 20.0,
+            new_rooms_per_minute_per_address: 30.0,
+            new_room_burst_per_address: 20.0,
         }
     }
 }
@@ -621,12 +623,14 @@ impl RoomCore {
         let Some(peer) = self.conns.get(&conn).map(|c| c.peer.clone()) else {
             return;
         };
-        if !self.join_attempt_allowed(now, peer.addr) {
+        // Probing room IDs means joining rooms that do not exist; joining one that does is
+        // what a class behind one school NAT does at 9:00, and is not limited here.
+        if !self.rooms.contains_key(&room_id) && !self.new_room_allowed(now, peer.addr) {
             return out.push(err(
                 ErrorCode::TooManyAttempts,
                 format!(
-                    "more than {} join attempts per minute from your address; wait a minute",
-                    self.access.joins_per_minute_per_address
+                    "more than {} joins of rooms that are not open, per minute, from your address; wait a minute",
+                    self.access.new_rooms_per_minute_per_address
                 ),
             ));
         }
@@ -852,13 +856,13 @@ impl RoomCore {
         Ok(Admission::Enter(role))
     }
 
-    fn join_attempt_allowed(&mut self, now: Instant, addr: IpAddr) -> bool {
+    fn new_room_allowed(&mut self, now: Instant, addr: IpAddr) -> bool {
         if !self.joins_by_addr.contains_key(&addr)
             && self.joins_by_addr.len() >= MAX_TRACKED_ADDRESSES
         {
             // Buckets refill in at most a minute or two; full ones carry no information.
-            let burst = self.access.join_burst_per_address;
-            let rate = self.access.joins_per_minute_per_address / 60.0;
+            let burst = self.access.new_room_burst_per_address;
+            let rate = self.access.new_rooms_per_minute_per_address / 60.0;
             self.joins_by_addr
                 .retain(|_, b| !b.is_full(now, rate, burst));
             if self.joins_by_addr.len() >= MAX_TRACKED_ADDRESSES {
@@ -867,8 +871,8 @@ impl RoomCore {
         }
         let bucket = self.joins_by_addr.entry(addr).or_insert_with(|| {
             TokenBucket::new(
-                self.access.joins_per_minute_per_address / 60.0,
-                self.access.join_burst_per_address,
+                self.access.new_rooms_per_minute_per_address / 60.0,
+                self.access.new_room_burst_per_address,
                 now,
             )
         });
