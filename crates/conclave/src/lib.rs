@@ -118,6 +118,22 @@ impl Server {
                 None => format!("https://{https_addr}"),
             },
         };
+        // Expired sign-in sessions are refused anyway; this keeps the table from growing.
+        let purge_store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(3600));
+            loop {
+                every.tick().await;
+                let s = purge_store.clone();
+                let purged = tokio::task::spawn_blocking(move || {
+                    s.purge_expired_sessions(conclave_store::OffsetDateTime::now_utc())
+                })
+                .await;
+                if let Ok(Err(e)) = purged {
+                    tracing::warn!("purging expired sessions: {e}");
+                }
+            }
+        }));
         let signin = signin::SignIn::new(
             store,
             config.attempts.throttle(),
