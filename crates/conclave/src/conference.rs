@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 #[derive(Debug)]
 pub enum Outbound {
     /// Send this message.
-    Message(ServerMessage),
+    Message(Box<ServerMessage>),
     /// Close the socket.
     Close,
 }
@@ -93,7 +93,7 @@ pub async fn run(
                         reason: LeaveReason::Removed,
                         message: Some("your invitation expired".into()),
                     };
-                    send(&conns, c, Outbound::Message(bye));
+                    send(&conns, c, Outbound::Message(Box::new(bye)));
                     send(&conns, c, Outbound::Close);
                     let effects = core.handle(Instant::now(), Input::Closed(c, LeaveReason::Removed));
                     run_effects(&conns, &media, effects);
@@ -154,7 +154,7 @@ fn run_effects(
 ) {
     for effect in effects {
         match effect {
-            Effect::Send(c, m) => send(conns, c, Outbound::Message(m)),
+            Effect::Send(c, m) => send(conns, c, Outbound::Message(Box::new(m))),
             Effect::Close(c) => send(conns, c, Outbound::Close),
             Effect::Media(cmd) => media.command(cmd),
         }
@@ -222,7 +222,7 @@ fn media_event(
             tracks,
         } => {
             let msg = ServerMessage::Offer { sdp, slots, tracks };
-            send(conns, ConnId(participant.0), Outbound::Message(msg));
+            send(conns, ConnId(participant.0), Outbound::Message(Box::new(msg)));
             Vec::new()
         }
         MediaEvent::Error {
@@ -231,7 +231,7 @@ fn media_event(
             fatal,
         } => {
             let c = ConnId(participant.0);
-            send(conns, c, Outbound::Message(ServerMessage::Error(error)));
+            send(conns, c, Outbound::Message(Box::new(ServerMessage::Error(error))));
             if fatal {
                 end(core, conns, now, c, LeaveReason::Error)
             } else {
@@ -259,10 +259,10 @@ fn end(
     send(
         conns,
         c,
-        Outbound::Message(ServerMessage::Bye {
+        Outbound::Message(Box::new(ServerMessage::Bye {
             reason,
             message: None,
-        }),
+        })),
     );
     send(conns, c, Outbound::Close);
     core.handle(now, Input::Closed(c, reason))

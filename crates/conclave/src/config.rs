@@ -258,6 +258,10 @@ pub struct MeetingConfig {
     /// Last-N: each participant receives camera video from at most this many others, those
     /// who spoke most recently. 0 = no limit. Screen shares and audio always pass.
     pub last_n: u32,
+    /// End-to-end encryption of media and chat: "required" (default; browsers without
+    /// encoded transforms are refused with an explanation, plain-text chat is refused) or
+    /// "off". Under "required" the server offers no H.264 (only VP8 passes E2EE intact).
+    pub e2ee: conclave_proto::E2eeMode,
 }
 
 impl Default for MeetingConfig {
@@ -268,6 +272,7 @@ impl Default for MeetingConfig {
             screen_share_fps: d.screen_share_fps,
             audio_only: d.audio_only,
             last_n: d.last_n,
+            e2ee: d.e2ee,
         }
     }
 }
@@ -280,6 +285,7 @@ impl MeetingConfig {
             screen_share_fps: self.screen_share_fps,
             audio_only: self.audio_only,
             last_n: self.last_n,
+            e2ee: self.e2ee,
         }
     }
 }
@@ -352,6 +358,9 @@ pub struct LimitsConfig {
     pub max_name_chars: usize,
     /// Characters in a chat message.
     pub max_chat_chars: usize,
+    /// Base64 characters in one E2EE (MLS) field: a commit or a GroupInfo. A GroupInfo
+    /// with the ratchet tree of 100 members is about 40 000. At most `max_message_bytes`.
+    pub max_mls_chars: usize,
     /// Open WebSocket connections (joined or not).
     pub max_connections: usize,
 }
@@ -393,6 +402,7 @@ impl Default for LimitsConfig {
             max_participants: core.max_participants,
             max_name_chars: core.max_name_chars,
             max_chat_chars: core.max_chat_chars,
+            max_mls_chars: core.max_mls_chars,
             max_connections: 4000,
         }
     }
@@ -407,6 +417,7 @@ impl LimitsConfig {
             max_participants: self.max_participants,
             max_name_chars: self.max_name_chars,
             max_chat_chars: self.max_chat_chars,
+            max_mls_chars: self.max_mls_chars,
             messages_per_second: self.messages_per_second,
             message_burst: self.message_burst,
         }
@@ -476,6 +487,9 @@ impl Config {
         let burst_ok = l.message_burst.is_finite() && l.message_burst >= 1.0;
         if !rate_ok || !burst_ok {
             bail!("limits.messages_per_second must be > 0 and limits.message_burst >= 1");
+        }
+        if l.max_mls_chars < 1024 || l.max_mls_chars > l.max_message_bytes {
+            bail!("limits.max_mls_chars must be between 1024 and limits.max_message_bytes");
         }
         if !(90..=2160).contains(&self.meeting.max_video_height) {
             bail!("meeting.max_video_height must be between 90 and 2160");

@@ -57,6 +57,7 @@ impl Server {
                 nack_history: Duration::from_millis(config.nack_history_ms),
                 threads: config.media_thread_count(),
                 last_n: config.meeting.last_n as usize,
+                h264: config.meeting.e2ee == conclave_proto::E2eeMode::Off,
             },
             Arc::new(move |e| {
                 let _ = events_tx.send(ToConference::Media(e));

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::{join_raw, start};
 use conclave_load::RawSocket;
-use conclave_proto::{ClientMessage, ErrorCode, ParticipantId, ServerMessage};
+use conclave_proto::{ClientMessage, E2eeMode, ErrorCode, ParticipantId, ServerMessage};
 
 const T: Duration = Duration::from_secs(10);
 
@@ -23,13 +23,16 @@ async fn no_chat(s: &mut RawSocket) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn room_chat_reaches_everyone_and_private_chat_only_its_addressee() {
-    let srv = start(|_| {}).await;
+    // Plain-text chat exists only where end-to-end encryption is off (tests/e2ee.rs covers
+    // the encrypted form and the refusal of `text` by default).
+    let srv = start(|c| c.meeting.e2ee = E2eeMode::Off).await;
     let (mut a, a_id) = join_raw(&srv.url, "Ada").await;
     let (mut b, _) = join_raw(&srv.url, "Bob").await;
     let (mut c, c_id) = join_raw(&srv.url, "Cy").await;
 
     a.send(&ClientMessage::Chat {
-        text: "hello all".into(),
+        text: Some("hello all".into()),
+        ciphertext: None,
         to: None,
     })
     .await
@@ -40,7 +43,8 @@ async fn room_chat_reaches_everyone_and_private_chat_only_its_addressee() {
             m,
             ServerMessage::Chat {
                 from: a_id,
-                text: "hello all".into(),
+                text: Some("hello all".into()),
+                ciphertext: None,
                 private: false
             }
         );
@@ -48,7 +52,8 @@ async fn room_chat_reaches_everyone_and_private_chat_only_its_addressee() {
     no_chat(&mut a).await;
 
     a.send(&ClientMessage::Chat {
-        text: "just for Cy".into(),
+        text: Some("just for Cy".into()),
+        ciphertext: None,
         to: Some(c_id),
     })
     .await
@@ -58,7 +63,8 @@ async fn room_chat_reaches_everyone_and_private_chat_only_its_addressee() {
         m,
         ServerMessage::Chat {
             from: a_id,
-            text: "just for Cy".into(),
+            text: Some("just for Cy".into()),
+            ciphertext: None,
             private: true
         }
     );
@@ -66,7 +72,8 @@ async fn room_chat_reaches_everyone_and_private_chat_only_its_addressee() {
 
     // A private message to someone not in the room is refused.
     a.send(&ClientMessage::Chat {
-        text: "anyone?".into(),
+        text: Some("anyone?".into()),
+        ciphertext: None,
         to: Some(ParticipantId(42)),
     })
     .await

@@ -122,7 +122,8 @@ async fn a_guest_gets_forbidden_for_every_moderator_action_and_nothing_changes()
     }
     assert_eq!(srv.server.core_stats().await.unwrap(), before);
     g.send(&ClientMessage::Chat {
-        text: "still here".into(),
+        text: None,
+        ciphertext: Some("c3RpbGwgaGVyZQ==".into()),
         to: None,
     })
     .await

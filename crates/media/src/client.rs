@@ -116,7 +116,8 @@ pub struct Client {
 }
 
 impl Client {
-    /// A new peer connection: ICE-lite on the shared socket, RTP mode, Opus + VP8 + H.264.
+    /// A new peer connection: ICE-lite on the shared socket, RTP mode, Opus + VP8, and
+    /// H.264 when `h264` (not under end-to-end encryption).
     /// Its ICE ufrag starts with the owning shard's number (two digits), so whichever shard
     /// a first STUN request lands on can hand it to the right one.
     pub fn new(
@@ -124,6 +125,7 @@ impl Client {
         room: RoomId,
         shard: usize,
         announce: SocketAddr,
+        h264: bool,
         now: Instant,
     ) -> Client {
         let mut rtc = RtcConfig::new()
@@ -132,7 +134,7 @@ impl Client {
             .clear_codecs()
             .enable_opus(true, false)
             .enable_vp8(true)
-            .enable_h264(true)
+            .enable_h264(h264)
             .build(now);
         // Before the candidate: candidates carry the ufrag they were made with.
         let mut creds = rtc.direct_api().local_ice_credentials();
@@ -443,6 +445,7 @@ mod tests {
             room,
             3,
             "127.0.0.1:10000".parse().unwrap(),
+            true,
             now,
         );
         let first = c.next_offer().expect("first offer");

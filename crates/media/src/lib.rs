@@ -48,6 +48,9 @@ pub struct MediaConfig {
     /// Last-N: each subscriber gets camera video from at most this many publishers, those
     /// who spoke most recently. 0 means no limit.
     pub last_n: usize,
+    /// Offer H.264 besides VP8. Off under end-to-end encryption: only VP8 keeps the bytes
+    /// the SFU reads in the clear (the client also prefers VP8 then).
+    pub h264: bool,
 }
 /// Something the media plane tells the signalling side.
 #[derive(Debug, Clone, PartialEq)]

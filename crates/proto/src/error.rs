@@ -30,6 +30,11 @@ pub enum ErrorCode {
     InvalidSdp,
     /// A chat message that is empty or longer than `limits.max_chat_chars`.
     InvalidChat,
+    /// An E2EE message (`mls_group`, `mls_commit`, encrypted chat) that is malformed or too
+    /// large, or plain-text chat in a room that requires end-to-end encryption.
+    InvalidE2ee,
+    /// An E2EE message where the server's `[meeting] e2ee` is `off`.
+    E2eeOff,
     /// A private message to someone who is not in the room.
     UnknownParticipant,
     /// An `answer` when no offer is outstanding.

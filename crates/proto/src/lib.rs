@@ -52,6 +52,34 @@ pub struct MeetingSettings {
     /// audio are always forwarded.
     #[serde(default)]
     pub last_n: u32,
+    /// End-to-end encryption of media and chat: `required` (the default) or `off`.
+    #[serde(default)]
+    pub e2ee: E2eeMode,
+}
+
+/// Whether media and chat are end-to-end encrypted (docs/security.md, "End-to-end
+/// encryption").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum E2eeMode {
+    /// Every client encrypts media and chat with keys agreed by MLS; browsers without
+    /// encoded transforms are refused by the client with an explanation, and the server
+    /// refuses plain-text chat.
+    #[default]
+    Required,
+    /// No end-to-end encryption (media is still encrypted hop by hop with DTLS-SRTP).
+    Off,
+}
+
+/// The room's MLS delivery-service state, as a newcomer needs it (`joined.e2ee`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct E2eeState {
+    /// The server's E2EE policy.
+    pub mode: E2eeMode,
+    /// The group's current epoch; `None` while no group exists.
+    pub epoch: Option<u64>,
+    /// The latest GroupInfo (base64 MLSMessage), for joining by external commit.
+    pub group_info: Option<String>,
 }
 
 impl Default for MeetingSettings {
@@ -61,6 +89,7 @@ impl Default for MeetingSettings {
             screen_share_fps: 5,
             audio_only: false,
             last_n: 0,
+            e2ee: E2eeMode::Required,
         }
     }
 }
@@ -105,11 +134,31 @@ pub enum ClientMessage {
     /// A chat message to the room, or with `to` to one participant only. The server relays
     /// it and never stores it.
     Chat {
-        /// The message (1 to `limits.max_chat_chars` characters).
-        text: String,
+        /// The message (1 to `limits.max_chat_chars` characters), when the room is not
+        /// end-to-end encrypted. Exactly one of `text` and `ciphertext`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        text: Option<String>,
+        /// The message as an MLS application message (base64), when it is.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ciphertext: Option<String>,
         /// Addressee of a private message; absent for the whole room.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         to: Option<ParticipantId>,
+    },
+    /// E2EE: create the room's MLS group (epoch 0). Accepted only while the room has none.
+    MlsGroup {
+        /// The group's GroupInfo (base64 MLSMessage) for newcomers' external commits.
+        group_info: String,
+    },
+    /// E2EE: an MLS commit made from `epoch`, with the GroupInfo of the epoch it creates.
+    /// Accepted only when `epoch` is the room's current epoch (one commit per epoch).
+    MlsCommit {
+        /// The epoch the commit was made from.
+        epoch: u64,
+        /// The commit (base64 MLSMessage).
+        commit: String,
+        /// The GroupInfo of the new epoch (base64 MLSMessage).
+        group_info: String,
     },
     /// Raise or lower one's hand.
     RaiseHand {
@@ -313,6 +362,8 @@ impl ClientMessage {
             ClientMessage::Unpublish { .. } => "unpublish",
             ClientMessage::Leave {} => "leave",
             ClientMessage::Chat { .. } => "chat",
+            ClientMessage::MlsGroup { .. } => "mls_group",
+            ClientMessage::MlsCommit { .. } => "mls_commit",
             ClientMessage::RaiseHand { .. } => "raise_hand",
             ClientMessage::Mute { .. } => "mute",
             ClientMessage::MuteAll { .. } => "mute_all",
@@ -416,6 +467,8 @@ pub enum ServerMessage {
         lobby: Vec<Knock>,
         /// Limits to apply before sending.
         limits: ClientLimits,
+        /// The room's E2EE policy and MLS group state.
+        e2ee: E2eeState,
     },
     /// Answer to `join` when you have to wait: a moderator must admit you (or no host has
     /// opened the room yet). You may send `join` again, e.g. with a password.
@@ -477,10 +530,36 @@ pub enum ServerMessage {
     Chat {
         /// The sender.
         from: ParticipantId,
-        /// The message.
-        text: String,
+        /// The message, in a room without E2EE.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        text: Option<String>,
+        /// The MLS application message (base64), in an end-to-end encrypted room.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ciphertext: Option<String>,
         /// Whether it was sent to you alone.
         private: bool,
+    },
+    /// E2EE: your `mls_group` or `mls_commit` was accepted; apply it. `epoch` is the new one.
+    MlsAccepted {
+        /// The group's epoch now.
+        epoch: u64,
+    },
+    /// E2EE: your `mls_group` or `mls_commit` lost (another commit was first, or the group
+    /// does not or already exists). The current state, to retry from.
+    MlsRejected {
+        /// The group's epoch now (`None`: no group).
+        epoch: Option<u64>,
+        /// The latest GroupInfo (base64), for an external commit.
+        group_info: Option<String>,
+    },
+    /// E2EE: an accepted commit of another member, in the server's order.
+    MlsCommit {
+        /// The epoch it was made from.
+        epoch: u64,
+        /// The commit (base64 MLSMessage).
+        commit: String,
+        /// Who committed.
+        from: ParticipantId,
     },
     /// A request failed. Fatal errors are followed by the server closing the socket.
     Error(ProtocolError),
@@ -518,7 +597,7 @@ pub fn parse_client_message(text: &str) -> Result<ClientMessage, ProtocolError> 
             "a message needs a string field \"type\"",
         ));
     };
-    const KNOWN: [&str; 21] = [
+    const KNOWN: [&str; 23] = [
         "join",
         "answer",
         "publish",
@@ -540,6 +619,8 @@ pub fn parse_client_message(text: &str) -> Result<ClientMessage, ProtocolError> 
         "admit",
         "deny",
         "receive_video",
+        "mls_group",
+        "mls_commit",
     ];
     let Some(kind) = KNOWN.iter().copied().find(|k| *k == kind) else {
         let mut shown: String = kind.chars().take(40).collect();

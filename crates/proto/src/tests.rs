@@ -101,7 +101,8 @@ fn chat_and_raise_hand_parse() {
     assert_eq!(
         m,
         ClientMessage::Chat {
-            text: "hi".into(),
+            text: Some("hi".into()),
+            ciphertext: None,
             to: None
         }
     );
@@ -110,7 +111,8 @@ fn chat_and_raise_hand_parse() {
     assert_eq!(
         m,
         ClientMessage::Chat {
-            text: "psst".into(),
+            text: Some("psst".into()),
+            ciphertext: None,
             to: Some(ParticipantId(255))
         }
     );

@@ -261,7 +261,8 @@ fn actions() -> Vec<(&'static str, Option<ClientMessage>, Action)> {
         (
             "chat",
             Some(ClientMessage::Chat {
-                text: "hi".into(),
+                text: None,
+                ciphertext: Some("aGk=".into()),
                 to: None,
             }),
             Action::Chat,

@@ -5,8 +5,9 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
 use conclave_proto::{
-    ClientLimits, ClientMessage, ErrorCode, Knock, LeaveReason, PROTOCOL_VERSION, ParticipantId,
-    ParticipantInfo, Permissions, ProtocolError, Role, RoomId, RoomState, ServerMessage, Source,
+    ClientLimits, ClientMessage, E2eeMode, E2eeState, ErrorCode, Knock, LeaveReason,
+    PROTOCOL_VERSION, ParticipantId, ParticipantInfo, Permissions, ProtocolError, Role, RoomId,
+    RoomState, ServerMessage, Source,
 };
 
 use crate::access::{
@@ -250,6 +251,17 @@ struct Room {
     /// Who waits to be let in, in arrival order of their (increasing) IDs... by ID.
     lobby: BTreeMap<ParticipantId, Waiter>,
     bans: BTreeSet<BanKey>,
+    /// The MLS group this room's clients share (E2EE): the server only orders commits and
+    /// keeps the latest GroupInfo. `None` until a client creates the group.
+    mls: Option<MlsState>,
+}
+
+/// What the server keeps of a room's MLS group: never a key, only what orders commits and
+/// lets newcomers join by external commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct MlsState {
+    epoch: u64,
+    group_info: String,
 }
 
 impl Room {
@@ -267,6 +279,7 @@ impl Room {
             password: None,
             lobby: BTreeMap::new(),
             bans: BTreeSet::new(),
+            mls: None,
         }
     }
 
@@ -548,11 +561,29 @@ impl RoomCore {
             (ClientMessage::Unpublish { source }, Some(room)) => {
                 self.set_source(conn, &room, source, false, out)
             }
-            (ClientMessage::Chat { text, to }, Some(room)) => {
+            (
+                ClientMessage::Chat {
+                    text,
+                    ciphertext,
+                    to,
+                },
+                Some(room),
+            ) => {
                 if self.allowed(conn, &room, Action::Chat, out) {
-                    self.chat(conn, &room, text, to, out)
+                    self.chat(conn, &room, text, ciphertext, to, out)
                 }
             }
+            (ClientMessage::MlsGroup { group_info }, Some(room)) => {
+                self.mls(conn, &room, None, None, group_info, out)
+            }
+            (
+                ClientMessage::MlsCommit {
+                    epoch,
+                    commit,
+                    group_info,
+                },
+                Some(room),
+            ) => self.mls(conn, &room, Some(epoch), Some(commit), group_info, out),
             (ClientMessage::RaiseHand { raised }, Some(room)) => {
                 self.raise_hand(conn, &room, raised, out)
             }
@@ -939,6 +970,11 @@ impl RoomCore {
                 limits: ClientLimits {
                     max_name_chars: self.limits.max_name_chars,
                     max_chat_chars: self.limits.max_chat_chars,
+                },
+                e2ee: E2eeState {
+                    mode: self.settings.e2ee,
+                    epoch: r.mls.as_ref().map(|m| m.epoch),
+                    group_info: r.mls.as_ref().map(|m| m.group_info.clone()),
                 },
             },
         ));
@@ -1410,63 +1446,167 @@ impl RoomCore {
 
     /// Relay a chat message: to everyone else in the room, or to one addressee. Nothing is
     /// kept.
+    #[allow(clippy::too_many_arguments)]
     fn chat(
         &mut self,
         conn: ConnId,
         room_id: &RoomId,
-        text: String,
+        text: Option<String>,
+        ciphertext: Option<String>,
         to: Option<ParticipantId>,
         out: &mut Vec<Effect>,
     ) {
         let me = conn.participant();
-        let n = text.chars().count();
-        if text.trim().is_empty() || n > self.limits.max_chat_chars {
-            out.push(Effect::Send(
-                conn,
-                ServerMessage::error(
+        let refuse = |out: &mut Vec<Effect>, code: ErrorCode, message: String| {
+            out.push(Effect::Send(conn, ServerMessage::error(code, message)));
+        };
+        let e2ee = self.settings.e2ee == E2eeMode::Required;
+        match (&text, &ciphertext) {
+            (Some(_), Some(_)) | (None, None) => {
+                return refuse(
+                    out,
                     ErrorCode::InvalidChat,
-                    format!(
-                        "a chat message has 1 to {} characters, this one has {n}",
-                        self.limits.max_chat_chars
-                    ),
-                ),
-            ));
-            return;
+                    "a chat message has exactly one of `text` and `ciphertext`".into(),
+                );
+            }
+            (Some(_), None) if e2ee => {
+                return refuse(
+                    out,
+                    ErrorCode::InvalidE2ee,
+                    "this server requires end-to-end encryption: send chat as `ciphertext`, \
+                     never as `text`"
+                        .into(),
+                );
+            }
+            (None, Some(_)) if !e2ee => {
+                return refuse(
+                    out,
+                    ErrorCode::E2eeOff,
+                    "end-to-end encryption is off on this server: send chat as `text`".into(),
+                );
+            }
+            (Some(text), None) => {
+                let n = text.chars().count();
+                if text.trim().is_empty() || n > self.limits.max_chat_chars {
+                    return refuse(
+                        out,
+                        ErrorCode::InvalidChat,
+                        format!(
+                            "a chat message has 1 to {} characters, this one has {n}",
+                            self.limits.max_chat_chars
+                        ),
+                    );
+                }
+            }
+            (None, Some(c)) => {
+                let max = self.limits.max_chat_ciphertext_chars();
+                if let Err(why) = check_base64(c, max) {
+                    return refuse(
+                        out,
+                        ErrorCode::InvalidE2ee,
+                        format!("chat `ciphertext` {why}"),
+                    );
+                }
+            }
         }
         let Some(room) = self.rooms.get(room_id) else {
             return;
         };
+        let message = |private| ServerMessage::Chat {
+            from: me,
+            text: text.clone(),
+            ciphertext: ciphertext.clone(),
+            private,
+        };
         match to {
             Some(addressee) if addressee == me || !room.participants.contains_key(&addressee) => {
-                out.push(Effect::Send(
-                    conn,
-                    ServerMessage::error(
-                        ErrorCode::UnknownParticipant,
-                        format!("{addressee} is not another participant of this room"),
-                    ),
-                ));
+                refuse(
+                    out,
+                    ErrorCode::UnknownParticipant,
+                    format!("{addressee} is not another participant of this room"),
+                );
             }
-            Some(addressee) => out.push(Effect::Send(
-                ConnId(addressee.0),
-                ServerMessage::Chat {
-                    from: me,
-                    text,
-                    private: true,
-                },
-            )),
+            Some(addressee) => out.push(Effect::Send(ConnId(addressee.0), message(true))),
             None => {
                 for &other in room.join_order.iter().filter(|id| **id != me) {
-                    out.push(Effect::Send(
-                        ConnId(other.0),
-                        ServerMessage::Chat {
-                            from: me,
-                            text: text.clone(),
-                            private: false,
-                        },
-                    ));
+                    out.push(Effect::Send(ConnId(other.0), message(false)));
                 }
             }
         }
+    }
+
+    /// The MLS delivery service: `mls_group` (no `epoch`) creates the group, `mls_commit`
+    /// advances it by one epoch. First come wins; the loser gets the current state back.
+    /// Nothing here reads MLS: the clients verify every commit themselves.
+    fn mls(
+        &mut self,
+        conn: ConnId,
+        room_id: &RoomId,
+        epoch: Option<u64>,
+        commit: Option<String>,
+        group_info: String,
+        out: &mut Vec<Effect>,
+    ) {
+        let me = conn.participant();
+        let refuse = |out: &mut Vec<Effect>, code: ErrorCode, message: String| {
+            out.push(Effect::Send(conn, ServerMessage::error(code, message)));
+        };
+        if self.settings.e2ee == E2eeMode::Off {
+            return refuse(
+                out,
+                ErrorCode::E2eeOff,
+                "end-to-end encryption is off on this server; MLS messages are not relayed".into(),
+            );
+        }
+        let max = self.limits.max_mls_chars;
+        for (field, value) in [
+            ("commit", commit.as_deref()),
+            ("group_info", Some(&*group_info)),
+        ] {
+            if let Some(value) = value
+                && let Err(why) = check_base64(value, max)
+            {
+                return refuse(out, ErrorCode::InvalidE2ee, format!("`{field}` {why}"));
+            }
+        }
+        let Some(room) = self.rooms.get_mut(room_id) else {
+            return;
+        };
+        let accepted = match (&room.mls, epoch) {
+            (None, None) => Some(0),
+            (Some(state), Some(e)) if state.epoch == e => e.checked_add(1),
+            _ => None,
+        };
+        let Some(new_epoch) = accepted else {
+            out.push(Effect::Send(
+                conn,
+                ServerMessage::MlsRejected {
+                    epoch: room.mls.as_ref().map(|m| m.epoch),
+                    group_info: room.mls.as_ref().map(|m| m.group_info.clone()),
+                },
+            ));
+            return;
+        };
+        room.mls = Some(MlsState {
+            epoch: new_epoch,
+            group_info,
+        });
+        if let (Some(epoch), Some(commit)) = (epoch, commit) {
+            for &other in room.join_order.iter().filter(|id| **id != me) {
+                out.push(Effect::Send(
+                    ConnId(other.0),
+                    ServerMessage::MlsCommit {
+                        epoch,
+                        commit: commit.clone(),
+                        from: me,
+                    },
+                ));
+            }
+        }
+        out.push(Effect::Send(
+            conn,
+            ServerMessage::MlsAccepted { epoch: new_epoch },
+        ));
     }
 
     fn raise_hand(&mut self, conn: ConnId, room_id: &RoomId, raised: bool, out: &mut Vec<Effect>) {
@@ -1576,4 +1716,31 @@ fn validate_name(name: &str, max: usize) -> Result<String, String> {
 /// At most `max` characters of `s`.
 fn truncate_chars(s: &str, max: usize) -> String {
     s.chars().take(max).collect()
+}
+
+/// Whether `value` is non-empty standard base64 (with padding) of at most `max` characters;
+/// the reason when not.
+fn check_base64(value: &str, max: usize) -> Result<(), String> {
+    let n = value.len();
+    if n == 0 || n > max {
+        return Err(format!(
+            "has 1 to {max} base64 characters, this one has {n}"
+        ));
+    }
+    if !n.is_multiple_of(4) {
+        return Err(format!(
+            "is not base64: {n} characters is not a multiple of 4"
+        ));
+    }
+    let body = value.trim_end_matches('=');
+    if n - body.len() > 2 {
+        return Err("is not base64: too much padding".into());
+    }
+    if let Some(bad) = body
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '+' || *c == '/'))
+    {
+        return Err(format!("is not base64: it contains {bad:?}"));
+    }
+    Ok(())
 }

@@ -15,6 +15,9 @@ pub struct Limits {
     pub max_name_chars: usize,
     /// Characters in a chat message.
     pub max_chat_chars: usize,
+    /// Base64 characters in one MLS field (`commit`, `group_info`). A GroupInfo with the
+    /// ratchet tree of 100 members is about 40 000.
+    pub max_mls_chars: usize,
     /// Sustained signalling messages per second per connection.
     pub messages_per_second: f64,
     /// Messages a connection may send in a burst above the sustained rate.
@@ -29,8 +32,17 @@ impl Default for Limits {
             max_participants: 2000,
             max_name_chars: 64,
             max_chat_chars: 2000,
+            max_mls_chars: 192 * 1024,
             messages_per_second: 20.0,
             message_burst: 40.0,
         }
+    }
+}
+
+impl Limits {
+    /// Base64 characters of an encrypted chat message: `max_chat_chars` of UTF-8 (up to 4
+    /// bytes each) plus 1 KiB of MLS framing and padding, as base64.
+    pub fn max_chat_ciphertext_chars(&self) -> usize {
+        (self.max_chat_chars * 4 + 1024).div_ceil(3) * 4
     }
 }

@@ -2,7 +2,10 @@
 
 use std::time::{Duration, Instant};
 
-use conclave_proto::{ClientMessage, ErrorCode, LeaveReason, ParticipantId, ServerMessage, Source};
+use conclave_proto::{
+    ClientMessage, E2eeMode, ErrorCode, LeaveReason, MeetingSettings, ParticipantId, ServerMessage,
+    Source,
+};
 
 use crate::{ConnId, Effect, Input, Limits, MediaCommand, Peer, RoomCore};
 
@@ -17,6 +20,18 @@ impl Sim {
     fn new(limits: Limits) -> Self {
         Sim {
             core: RoomCore::new(limits),
+            now: Instant::now(),
+        }
+    }
+    fn without_e2ee(limits: Limits) -> Self {
+        Sim {
+            core: RoomCore::with_settings(
+                limits,
+                MeetingSettings {
+                    e2ee: E2eeMode::Off,
+                    ..MeetingSettings::default()
+                },
+            ),
             now: Instant::now(),
         }
     }
@@ -390,7 +405,7 @@ fn answers_are_not_rate_limited() {
 
 #[test]
 fn chat_reaches_the_room_or_only_the_addressee_and_is_validated() {
-    let mut s = Sim::new(Limits {
+    let mut s = Sim::without_e2ee(Limits {
         max_chat_chars: 10,
         ..Limits::default()
     });
@@ -399,7 +414,8 @@ fn chat_reaches_the_room_or_only_the_addressee_and_is_validated() {
     s.join(3, ROOM, "Cy");
     s.join(4, "otherroomotherroom", "Dee");
     let chat = |text: &str, to: Option<u64>| ClientMessage::Chat {
-        text: text.into(),
+        text: Some(text.into()),
+        ciphertext: None,
         to: to.map(ParticipantId),
     };
     // Room-wide: everyone else in the room, not the sender, not other rooms.
@@ -411,7 +427,8 @@ fn chat_reaches_the_room_or_only_the_addressee_and_is_validated() {
                 c,
                 ServerMessage::Chat {
                     from,
-                    text,
+                    text: Some(text),
+                    ciphertext: None,
                     private: false,
                 },
             ) if *from == ParticipantId(1) && text == "hello" => Some(*c),
@@ -428,7 +445,8 @@ fn chat_reaches_the_room_or_only_the_addressee_and_is_validated() {
             ConnId(3),
             ServerMessage::Chat {
                 from: ParticipantId(1),
-                text: "psst".into(),
+                text: Some("psst".into()),
+                ciphertext: None,
                 private: true
             }
         )]

@@ -16,7 +16,14 @@ impl Plane {
         let now = Instant::now();
         match cmd {
             MediaCommand::AddParticipant { participant, room } => {
-                let c = Client::new(participant, room.clone(), self.shard, self.announce, now);
+                let c = Client::new(
+                    participant,
+                    room.clone(),
+                    self.shard,
+                    self.announce,
+                    self.config.h264,
+                    now,
+                );
                 self.clients.insert(participant, c);
                 self.rooms
                     .entry(room.clone())
