@@ -815,7 +815,13 @@ export class ConclaveSession extends EventTarget {
         if (s.type === 'outbound-rtp') encoded += s.framesEncoded ?? 0;
       });
       if (seen === null || (seen === 0 && encoded > 0)) {
+        // Stop for good: forget the source, so that no later offer puts the track back.
+        for (const source of SOURCES) {
+          if (this.#slotTransceiver(source)?.sender === sender) this.#localTracks.delete(source);
+        }
         await sender.replaceTrack(null).catch(() => {});
+        this.#syncAnnouncements();
+        this.#selfChecked.delete(sender);
         this.#emit('error', clientError('e2ee_not_encrypting', `video was encoded (${encoded} frames) but not encrypted; sending stopped`));
         return;
       }

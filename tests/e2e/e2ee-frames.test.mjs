@@ -365,6 +365,12 @@ test('a video sender whose frames bypass the worker is stopped with e2ee_not_enc
       return pc.getSenders().filter((/** @type {RTCRtpSender} */ s) => s.track?.kind === 'video').length;
     });
     assert.equal(track, 0, 'the leaking video sender was stopped');
+    await waitFor('D to see that E no longer publishes its camera', () =>
+      d.page.evaluate(() => {
+        const e = /** @type {any} */ (window).t.session.participants.find((/** @type {any} */ q) => q.name === 'E');
+        return e !== undefined && !e.sources.includes('camera');
+      }),
+    );
     const inD = await inbound(d);
     console.log('[self-check] D inbound from E:', JSON.stringify(inD.E));
   });
