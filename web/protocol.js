@@ -9,6 +9,10 @@
 // only swaps the track on the upstream slot the server assigned in its first offer, so it
 // needs no renegotiation.
 
+import { e2eeVideoCodecs, forbiddenVideoCodecs } from './e2ee/frames.js';
+
+/** @typedef {import('./e2ee/frames.js').FrameCrypto} FrameCrypto */
+
 /** The protocol version this client speaks. */
 export const PROTOCOL_VERSION = 1;
 
@@ -184,6 +188,13 @@ export const PERMISSIONS = /** @type {const} */ (['unmute', 'camera', 'screen', 
 
 /** @typedef {'idle' | 'connecting' | 'joined' | 'closed'} SessionState */
 
+/**
+ * How long after a live video track is put on a sender its frames must have reached the E2EE
+ * worker. Chromium can send a sender's video around a late RTCRtpScriptTransform, in
+ * plaintext and without an error: this check catches that.
+ */
+export const E2EE_SELF_CHECK_MS = 2000;
+
 /** How long `leave` waits for the server to close the socket before closing it itself. */
 const LEAVE_CLOSE_GRACE_MS = 1000;
 
@@ -280,6 +291,10 @@ export class ConclaveSession extends EventTarget {
   #queue = Promise.resolve();
   /** @type {ReturnType<typeof setTimeout> | undefined} Running while ICE is `disconnected`. */
   #iceTimer;
+  /** @type {FrameCrypto | null} Media frame encryption, if given before joining. */
+  #frameCrypto = null;
+  /** Senders whose encryption self-check is scheduled or failed. @type {WeakSet<RTCRtpSender>} */
+  #selfChecked = new WeakSet();
 
   /**
    * @param {string} url WebSocket URL, e.g. from `signallingUrl(location)`.
@@ -359,6 +374,21 @@ export class ConclaveSession extends EventTarget {
     this.addEventListener(name, (event) => {
       handler(/** @type {CustomEvent<SessionEventMap[K]>} */ (event).detail);
     });
+  }
+
+  /**
+   * Encrypt every media frame we send and decrypt every frame we receive with `fc` (E2EE).
+   * Only before `join`: the peer connection is made with it. Without it nothing changes.
+   * @param {FrameCrypto} fc
+   */
+  setFrameCrypto(fc) {
+    if (this.#state !== 'idle') throw new Error(`setFrameCrypto must come before join (state ${this.#state})`);
+    this.#frameCrypto = fc;
+  }
+
+  /** The frame encryption given with `setFrameCrypto`, if any. */
+  get frameCrypto() {
+    return this.#frameCrypto;
   }
 
   /**
@@ -475,6 +505,7 @@ export class ConclaveSession extends EventTarget {
       if (!transceiver) return; // No offer yet: the first offer attaches the track.
       const wanted = this.#localTracks.get(source) ?? null;
       if (transceiver.sender.track !== wanted) await transceiver.sender.replaceTrack(wanted);
+      this.#scheduleSelfCheck(transceiver.sender);
       this.#syncAnnouncements();
     });
   }
@@ -561,7 +592,11 @@ export class ConclaveSession extends EventTarget {
     this.#knocks = new Map((msg.lobby ?? []).map((k) => [k.participant, k]));
     for (const p of msg.participants) this.#participants.set(p.id, p);
     // No ICE servers: the server is reachable directly (and runs its own TURN later).
-    const pc = new RTCPeerConnection({ iceServers: [], bundlePolicy: 'max-bundle' });
+    const pc = new RTCPeerConnection({
+      iceServers: [],
+      bundlePolicy: 'max-bundle',
+      ...(this.#frameCrypto?.rtcConfig() ?? {}),
+    });
     this.#pc = pc;
     pc.addEventListener('iceconnectionstatechange', () => this.#onIceState(pc));
     this.#emit('joined', {
@@ -698,6 +733,9 @@ export class ConclaveSession extends EventTarget {
     const pc = this.#pc;
     if (!pc || this.#state !== 'joined') return;
     await pc.setRemoteDescription({ type: 'offer', sdp: msg.sdp });
+    // In the same task as the transceivers appeared: no await before this (see
+    // E2EE_SELF_CHECK_MS for what a late script transform does).
+    if (this.#frameCrypto) this.#protectTransceivers(pc, this.#frameCrypto);
     this.#slots = new Map();
     for (const source of SOURCES) {
       const mid = msg.slots[source];
@@ -716,10 +754,84 @@ export class ConclaveSession extends EventTarget {
     await pc.setLocalDescription();
     const answer = pc.localDescription;
     if (!answer || this.#state !== 'joined') return;
+    if (this.#frameCrypto) {
+      const bad = forbiddenVideoCodecs(answer.sdp);
+      if (bad.length > 0) throw new Error(`E2EE: the answer offers video codecs ${bad.join(', ')} (VP8 only)`);
+    }
     this.#send({ type: 'answer', sdp: answer.sdp });
     this.#trackMap = msg.tracks ?? {};
     this.#reconcileRemoteTracks();
     this.#syncAnnouncements();
+    for (const source of this.#slots.keys()) {
+      const transceiver = this.#slotTransceiver(source);
+      if (transceiver) this.#scheduleSelfCheck(transceiver.sender);
+    }
+  }
+
+  /**
+   * Attach the frame transforms to every transceiver that has none yet, and allow only VP8
+   * (with rtx/red/ulpfec) for video. Synchronous: it must run in the task in which
+   * setRemoteDescription created the transceivers.
+   * @param {RTCPeerConnection} pc
+   * @param {FrameCrypto} fc
+   */
+  #protectTransceivers(pc, fc) {
+    /** @type {RTCRtpCodec[] | null} */
+    let videoCodecs = null;
+    for (const t of pc.getTransceivers()) {
+      if (t.currentDirection === 'stopped') continue;
+      const kind = t.receiver.track.kind;
+      if (kind !== 'audio' && kind !== 'video') continue;
+      fc.attachSender(t.sender, kind);
+      fc.attachReceiver(t.receiver, kind);
+      if (kind === 'video') {
+        videoCodecs ??= e2eeVideoCodecs();
+        t.setCodecPreferences(videoCodecs);
+      }
+    }
+  }
+
+  /**
+   * E2EE self-check: E2EE_SELF_CHECK_MS after a sender got a live video track, its frames
+   * must have reached the worker. If the sender encoded frames the worker never saw, they
+   * left unencrypted: stop the sender and emit `error` with code `e2ee_not_encrypting`.
+   * (Frames the worker dropped for lack of a key count as seen: nothing leaked.)
+   * @param {RTCRtpSender} sender
+   */
+  #scheduleSelfCheck(sender) {
+    const fc = this.#frameCrypto;
+    const track = sender.track;
+    if (!fc || !track || track.kind !== 'video' || track.readyState !== 'live') return;
+    if (this.#selfChecked.has(sender)) return;
+    this.#selfChecked.add(sender);
+    const pc = this.#pc;
+    let tries = 0;
+    const check = async () => {
+      if (this.#state !== 'joined' || pc !== this.#pc) return;
+      const seen = await fc.framesSeen(sender).catch(() => null);
+      let encoded = 0;
+      const report = await sender.getStats().catch(() => null);
+      report?.forEach((s) => {
+        if (s.type === 'outbound-rtp') encoded += s.framesEncoded ?? 0;
+      });
+      if (seen === null || (seen === 0 && encoded > 0)) {
+        // Stop for good: forget the source, so that no later offer puts the track back.
+        for (const source of SOURCES) {
+          if (this.#slotTransceiver(source)?.sender === sender) this.#localTracks.delete(source);
+        }
+        await sender.replaceTrack(null).catch(() => {});
+        this.#syncAnnouncements();
+        this.#selfChecked.delete(sender);
+        this.#emit('error', clientError('e2ee_not_encrypting', `video was encoded (${encoded} frames) but not encrypted; sending stopped`));
+        return;
+      }
+      if (seen === 0 && ++tries < 10) {
+        setTimeout(check, E2EE_SELF_CHECK_MS); // nothing encoded yet: look again
+        return;
+      }
+      this.#selfChecked.delete(sender); // passed: a later track gets its own check
+    };
+    setTimeout(check, E2EE_SELF_CHECK_MS);
   }
 
   /**
