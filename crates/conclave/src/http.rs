@@ -22,6 +22,7 @@ use crate::ws::{self, SocketLimits};
 #[derive(RustEmbed)]
 #[folder = "../../web/"]
 #[exclude = "*.json"]
+#[exclude = "*.d.ts"]
 struct WebAssets;
 
 /// Content-Security-Policy for every response: only this origin, no inline code.
@@ -276,5 +277,26 @@ fn serve_file(path: &str) -> Response {
                 .into_response()
         }
         None => (StatusCode::NOT_FOUND, "not found\n").into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::WebAssets;
+
+    #[test]
+    fn vendored_modules_are_served_but_not_type_declarations_or_json() {
+        for path in [
+            "vendor/ts-mls/index.js",
+            "vendor/hpke-core/mod.js",
+            "vendor/noble-hashes/sha2.js",
+            "vendor/MANIFEST.txt",
+            "e2ee/group.js",
+        ] {
+            assert!(WebAssets::get(path).is_some(), "{path} is not embedded");
+        }
+        for path in ["vendor/ts-mls/index.d.ts", "tsconfig.json"] {
+            assert!(WebAssets::get(path).is_none(), "{path} is embedded");
+        }
     }
 }

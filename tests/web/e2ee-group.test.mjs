@@ -1,0 +1,312 @@
+// web/e2ee/group.js against a small in-test delivery service that behaves like the server in
+// the E2EE contract: one commit per epoch (first wins), mls_rejected with the current
+// GroupInfo, accepted commits relayed to the others in order, chat relayed. Real ts-mls, real
+// WebCrypto; only the WebSocket is replaced by direct calls.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { E2eeGroup, REMOVE_STAGGER_MS } from '../../web/e2ee/group.js';
+
+const WAIT_MS = 15_000;
+
+/** polls cond until it is true (bounded) */
+async function waitFor(cond, what, ms = WAIT_MS) {
+  const end = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+const hex = (/** @type {Uint8Array} */ b) => Buffer.from(b).toString('hex');
+
+class DeliveryService {
+  epoch = null;
+  groupInfo = null;
+  /** @type {Map<string, {name: string, group: E2eeGroup}>} */
+  clients = new Map();
+  /** accepted commits, in order */
+  commits = [];
+  /** participant ids whose next relayed commit is dropped (to make them miss one) */
+  dropNext = new Set();
+  warnings = [];
+
+  /** participant id -> every roster the client had (recorded on each onChange) */
+  rosters = new Map();
+
+  async connect(id, name = id) {
+    /** @type {E2eeGroup | null} */
+    let g = null;
+    const rosters = [];
+    this.rosters.set(id, rosters);
+    const group = await E2eeGroup.create({ participant: id, name, send: (m) => this.receive(id, m), onChange: () => rosters.push(g?.roster() ?? []) });
+    g = group;
+    this.clients.set(id, { name, group });
+    this.announce();
+    return group;
+  }
+
+  /** joined: the client starts with the server's e2ee object */
+  start(id) {
+    return this.clients.get(id).group.start({ mode: 'required', epoch: this.epoch, group_info: this.groupInfo });
+  }
+
+  async join(id, name = id) {
+    const g = await this.connect(id, name);
+    await this.start(id);
+    return g;
+  }
+
+  leave(id) {
+    const c = this.clients.get(id);
+    this.clients.delete(id);
+    this.announce();
+    return c.group;
+  }
+
+  announce() {
+    const roster = [...this.clients].map(([id, c]) => ({ id, name: c.name }));
+    for (const c of this.clients.values()) c.group.setPresent(roster);
+  }
+
+  to(id, msg) {
+    const c = this.clients.get(id);
+    if (c) c.group.handle(msg);
+  }
+
+  receive(from, msg) {
+    if (!this.clients.has(from)) return; // gone
+    if (msg.type === 'mls_group') {
+      if (this.epoch === null) {
+        this.epoch = 0;
+        this.groupInfo = msg.group_info;
+        this.to(from, { type: 'mls_accepted', epoch: 0 });
+      } else this.to(from, { type: 'mls_rejected', epoch: this.epoch, group_info: this.groupInfo });
+    } else if (msg.type === 'mls_commit') {
+      if (msg.epoch !== this.epoch) return this.to(from, { type: 'mls_rejected', epoch: this.epoch, group_info: this.groupInfo });
+      this.epoch += 1;
+      this.groupInfo = msg.group_info;
+      const relay = { type: 'mls_commit', epoch: msg.epoch, commit: msg.commit, from };
+      this.commits.push(relay);
+      for (const id of this.clients.keys()) {
+        if (id === from) continue;
+        if (this.dropNext.delete(id)) continue;
+        this.to(id, relay);
+      }
+      this.to(from, { type: 'mls_accepted', epoch: this.epoch });
+    } else throw new Error(`unexpected ${msg.type}`);
+  }
+
+  groups() {
+    return [...this.clients.values()].map((c) => c.group);
+  }
+
+  /** all connected clients are members at the server's epoch with nothing stale left */
+  async settled(size = this.clients.size) {
+    await waitFor(() => this.groups().every((g) => g.member && g.epoch === this.epoch && g.roster().length === size), `all ${size} members at epoch ${this.epoch}`).catch((err) => {
+      throw new Error(`${err.message}; ${[...this.clients].map(([id, c]) => `${id}: epoch ${c.group.epoch}, roster ${c.group.roster().map((e) => e.participant)}`).join("; ")}`);
+    });
+  }
+}
+
+async function sasOf(g) {
+  const s = await g.sas();
+  return `${s.epoch}|${s.digits}|${s.emoji.map((e) => e.name).join(',')}`;
+}
+
+test('three members join one after another: same epoch, media secret and SAS', async () => {
+  const ds = new DeliveryService();
+  const a = await ds.join('a', 'Alice');
+  await ds.settled();
+  assert.equal(a.epoch, 0);
+  const b = await ds.join('b', 'Bob');
+  await ds.settled();
+  const c = await ds.join('c', 'Carol');
+  await ds.settled();
+  assert.equal(ds.epoch, 2, 'each join is one external commit');
+  const secrets = await Promise.all([a, b, c].map((g) => g.mediaSecret()));
+  assert.equal(new Set(secrets.map((s) => hex(s.secret))).size, 1, 'one media secret per epoch');
+  assert.equal(secrets[0].secret.length, 16);
+  assert.deepEqual(secrets.map((s) => s.leaf).sort(), [0, 1, 2]);
+  const sas = await Promise.all([a, b, c].map(sasOf));
+  assert.equal(new Set(sas).size, 1, `SAS differ: ${sas}`);
+  const s = await a.sas();
+  assert.match(s.digits, /^\d{3} \d{3}$/);
+  assert.equal(s.emoji.length, 6);
+  for (const g of [a, b, c]) {
+    const r = g.roster();
+    assert.deepEqual(r.map((e) => [e.participant, e.name, e.present]).sort(), [['a', 'Alice', true], ['b', 'Bob', true], ['c', 'Carol', true]]);
+    assert.equal(r.filter((e) => e.self).length, 1);
+    assert.equal(r.find((e) => e.self).leaf, g.ownLeaf);
+  }
+  for (const g of [a, b, c]) g.close();
+});
+
+test('two newcomers racing for the same epoch both end up in the group', async () => {
+  const ds = new DeliveryService();
+  const a = await ds.join('a');
+  await ds.settled();
+  const b = await ds.connect('b');
+  const c = await ds.connect('c');
+  // both start from the same GroupInfo (epoch 0): one external commit wins, the other is
+  // rejected with the new GroupInfo and retries
+  await Promise.all([ds.start('b'), ds.start('c')]);
+  await ds.settled(3);
+  assert.equal(ds.epoch, 2);
+  assert.equal(new Set(await Promise.all([a, b, c].map(sasOf))).size, 1);
+  for (const g of [a, b, c]) g.close();
+});
+
+test('a member leaves: the designated member removes it, the leaver is cut off', async () => {
+  const ds = new DeliveryService();
+  const a = await ds.join('a');
+  await ds.settled();
+  const b = await ds.join('b');
+  await ds.settled();
+  const c = await ds.join('c');
+  await ds.settled();
+  const before = await c.mediaSecret();
+  const t0 = Date.now();
+  ds.leave('c');
+  // rank 0 (the lowest leaf, a) commits at once; b would only after REMOVE_STAGGER_MS
+  await ds.settled(2);
+  const took = Date.now() - t0;
+  assert.equal(ds.epoch, 3);
+  assert.equal(ds.commits.at(-1).from, 'a', 'the member with the lowest leaf commits the remove');
+  assert.ok(took < REMOVE_STAGGER_MS + 5000, `remove took ${took} ms`);
+  const after = await a.mediaSecret();
+  assert.equal(hex(after.secret), hex((await b.mediaSecret()).secret));
+  assert.notEqual(hex(after.secret), hex(before.secret), 'the leaver does not know the new media secret');
+  assert.equal(new Set(await Promise.all([a, b].map(sasOf))).size, 1);
+
+  // the leaver cannot read chat of the new epoch
+  const ct = await a.encryptChat('after c left');
+  await assert.rejects(c.decryptChat('a', ct), /cannot be decrypted/);
+  // and processing the remove commit tells it that it was removed
+  await c.handle(ds.commits.at(-1));
+  assert.equal(c.removed, true);
+  assert.equal(c.member, false);
+  await assert.rejects(c.decryptChat('a', ct), /not a member/);
+  assert.equal((await b.decryptChat('a', ct)).text, 'after c left');
+  for (const g of [a, b, c]) g.close();
+});
+
+test("a newcomer's media secret differs from every earlier epoch's", async () => {
+  const ds = new DeliveryService();
+  const a = await ds.join('a');
+  await ds.settled();
+  const earlier = [hex((await a.mediaSecret()).secret)];
+  const b = await ds.join('b');
+  await ds.settled();
+  earlier.push(hex((await a.mediaSecret()).secret));
+  const c = await ds.join('c');
+  await ds.settled();
+  const mine = await c.mediaSecret();
+  assert.equal(mine.epoch, 2);
+  assert.ok(!earlier.includes(hex(mine.secret)));
+  assert.equal(new Set(earlier).size, 2);
+  for (const g of [a, b, c]) g.close();
+});
+
+test('chat: encrypt/decrypt round trip, sender check, garbage, and a message from the previous epoch', async () => {
+  const ds = new DeliveryService();
+  const a = await ds.join('a', 'Alice');
+  await ds.settled();
+  const b = await ds.join('b', 'Bob');
+  await ds.settled();
+  const text = 'hello bob, the secret word is platypus';
+  const ct = await a.encryptChat(text);
+  assert.match(ct, /^[A-Za-z0-9+/]+={0,2}$/);
+  const raw = Buffer.from(ct, 'base64');
+  assert.equal(raw.indexOf(Buffer.from('platypus')), -1, 'the ciphertext contains the plaintext');
+  const got = await b.decryptChat('a', ct);
+  assert.deepEqual(got, { text, epoch: 1, sender: { leaf: a.ownLeaf, participant: 'a', name: 'Alice' }, senderMatches: true });
+  // the same message again (replay) is refused: its key is used up
+  await assert.rejects(b.decryptChat('a', ct), /cannot be decrypted/);
+  const ct2 = await a.encryptChat('second');
+  assert.equal((await b.decryptChat('x', ct2)).senderMatches, false, 'a server claiming another sender is detected');
+  await assert.rejects(b.decryptChat('a', 'not base64!'), /garbled/);
+  await assert.rejects(b.decryptChat('a', Buffer.from('garbage').toString('base64')), /garbled/);
+  const flipped = Buffer.from(await a.encryptChat('x'));
+  const bad = Buffer.from(flipped.toString(), 'base64');
+  bad[bad.length - 3] ^= 1;
+  await assert.rejects(b.decryptChat('a', bad.toString('base64')), /cannot be decrypted/);
+
+  // sent by b at epoch 1, received by a only after c's join (epoch 2)
+  const old = await b.encryptChat('sent before the commit');
+  const c = await ds.join('c', 'Carol');
+  await ds.settled();
+  assert.equal(a.epoch, 2);
+  const late = await a.decryptChat('b', old);
+  assert.equal(late.text, 'sent before the commit');
+  assert.equal(late.epoch, 1);
+  // the newcomer cannot read it (earlier epoch)
+  await assert.rejects(c.decryptChat('b', old), /cannot be decrypted/);
+  for (const g of [a, b, c]) g.close();
+});
+
+test('MITM: a server running two groups gives different SAS; an injected member is flagged and removed', async () => {
+  // honest: one group
+  const honest = new DeliveryService();
+  const a1 = await honest.join('alice', 'Alice');
+  await honest.settled();
+  const b1 = await honest.join('bob', 'Bob');
+  await honest.settled();
+  assert.equal(await sasOf(a1), await sasOf(b1));
+
+  // malicious: Alice+Mallory in one group, Bob+Mallory in the other, Mallory relays chat and
+  // claims to be the other side in each group
+  const left = new DeliveryService();
+  const right = new DeliveryService();
+  const alice = await left.join('alice', 'Alice');
+  await left.settled();
+  const malB = await left.join('bob', 'Bob');
+  await left.settled();
+  const bob = await right.join('bob', 'Bob');
+  await right.settled();
+  const malA = await right.join('alice', 'Alice');
+  await right.settled();
+  const ct = await alice.encryptChat('hi bob');
+  const relayed = await malA.encryptChat((await malB.decryptChat('alice', ct)).text);
+  const got = await bob.decryptChat('alice', relayed);
+  assert.equal(got.text, 'hi bob');
+  assert.equal(got.senderMatches, true, 'chat alone cannot reveal the MITM');
+  assert.equal(alice.epoch, bob.epoch);
+  assert.notEqual(await sasOf(alice), await sasOf(bob), 'the SAS reveals the two groups');
+
+  // injection: the server joins a member of its own by external commit
+  const ghost = await E2eeGroup.create({ participant: 'ghost', name: 'Alice', send: (m) => honest.receive('ghost', m) });
+  honest.clients.set('ghost', { name: 'Alice', group: ghost }); // the server can send, but it is not in the roster
+  ghost.setPresent([{ id: 'alice', name: 'Alice' }, { id: 'bob', name: 'Bob' }, { id: 'ghost', name: 'Alice' }]); // a passive ghost
+  await ghost.start({ mode: 'required', epoch: honest.epoch, group_info: honest.groupInfo });
+  await waitFor(() => honest.epoch === 3, 'the remove commit of the injected member');
+  honest.clients.delete('ghost');
+  await honest.settled(2);
+  for (const id of ['alice', 'bob']) {
+    // the roster each member had right after processing the injection
+    const seen = honest.rosters.get(id).find((r) => r.some((e) => e.participant === 'ghost'));
+    assert.ok(seen, `the injected leaf was in ${id}'s roster`);
+    assert.deepEqual(seen.map((e) => [e.participant, e.name, e.present]).sort(), [['alice', 'Alice', true], ['bob', 'Bob', true], ['ghost', 'Alice', false]]);
+  }
+  // and the designated member (alice, leaf 0) removed it at once
+  assert.equal(honest.commits.at(-1).from, 'alice');
+  assert.ok(a1.roster().every((e) => e.present));
+  for (const g of [a1, b1, alice, malB, bob, malA, ghost]) g.close();
+});
+
+test('a member that missed a commit rejoins by a resync external commit', async () => {
+  const ds = new DeliveryService();
+  const a = await ds.join('a');
+  await ds.settled();
+  const b = await ds.join('b');
+  await ds.settled();
+  ds.dropNext.add('b');
+  const c = await ds.join('c'); // b misses this commit
+  await waitFor(() => a.epoch === 2 && c.epoch === 2, 'a and c at epoch 2');
+  assert.equal(b.epoch, 1);
+  const d = await ds.join('d'); // b sees a commit from epoch 2 while at 1: out of sync
+  await ds.settled(4);
+  assert.equal(new Set(await Promise.all([a, b, c, d].map(sasOf))).size, 1);
+  assert.deepEqual(b.roster().map((e) => e.participant).sort(), ['a', 'b', 'c', 'd'], 'the old leaf of b is gone');
+  for (const g of [a, b, c, d]) g.close();
+});

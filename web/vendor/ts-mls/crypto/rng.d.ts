@@ -1,0 +1,4 @@
+/** @public */
+export interface Rng {
+    randomBytes(n: number): Uint8Array;
+}
