@@ -32,6 +32,7 @@ export const ROOM_ID_PATTERN = /^[A-Za-z0-9_-]{16,64}$/;
  * @property {number} [screen_share_fps] Screen sharing at most this many frames per second.
  * @property {boolean} [audio_only] Start in audio-only mode.
  * @property {number} [last_n] Camera video only from this many recent speakers (0: all).
+ * @property {'required' | 'off'} [e2ee] End-to-end encryption of media and chat.
  */
 
 /**
@@ -72,6 +73,23 @@ export const PERMISSIONS = /** @type {const} */ (['unmute', 'camera', 'screen', 
  */
 
 /** Limits to check input against before sending. @typedef {{max_name_chars: number, max_chat_chars: number}} ClientLimits */
+
+/**
+ * The room's end-to-end encryption policy and MLS group state, from `joined`.
+ * @typedef {object} E2eeJoined
+ * @property {'required' | 'off'} mode
+ * @property {number | null} epoch The group's epoch (null: no group yet).
+ * @property {string | null} group_info The latest GroupInfo (base64), for an external commit.
+ */
+
+/**
+ * The MLS delivery service's messages (docs/protocol.md, "End-to-end encryption").
+ * @typedef {{type: 'mls_accepted', epoch: number}} MlsAcceptedMessage
+ * @typedef {{type: 'mls_rejected', epoch: number | null, group_info: string | null}} MlsRejectedMessage
+ * @typedef {{type: 'mls_commit', epoch: number, commit: string, from: string}} MlsCommitRelayMessage
+ * @typedef {MlsAcceptedMessage | MlsRejectedMessage | MlsCommitRelayMessage} MlsServerMessage
+ * @typedef {{type: 'mls_group', group_info: string} | {type: 'mls_commit', epoch: number, commit: string, group_info: string}} MlsClientMessage
+ */
 
 /**
  * What the page may pass to `join` besides room and name.
@@ -121,7 +139,7 @@ export const PERMISSIONS = /** @type {const} */ (['unmute', 'camera', 'screen', 
 
 /**
  * Messages from the server.
- * @typedef {{type: 'joined', v: number, room: string, id: string, name?: string, signed_in?: boolean, participants: ParticipantInfo[], settings?: MeetingSettings, role?: Role, permissions?: Permissions, room_state?: RoomState, lobby?: Knock[], limits?: ClientLimits}} JoinedMessage
+ * @typedef {{type: 'joined', v: number, room: string, id: string, name?: string, signed_in?: boolean, participants: ParticipantInfo[], settings?: MeetingSettings, role?: Role, permissions?: Permissions, room_state?: RoomState, lobby?: Knock[], limits?: ClientLimits, e2ee?: E2eeJoined}} JoinedMessage
  * @typedef {{type: 'lobby', message: string}} LobbyMessage
  * @typedef {{type: 'knock', knock: Knock}} KnockMessage
  * @typedef {{type: 'knock_withdrawn', participant: string}} KnockWithdrawnMessage
@@ -133,8 +151,8 @@ export const PERMISSIONS = /** @type {const} */ (['unmute', 'camera', 'screen', 
  * @typedef {{type: 'offer', sdp: string, slots: Partial<Record<Source, string>>, tracks: Record<string, TrackInfo>}} OfferMessage
  * @typedef {{type: 'error', code: string, message: string}} ErrorMessage
  * @typedef {{type: 'bye', reason: LeaveReason, message?: string}} ByeMessage
- * @typedef {{type: 'chat', from: string, text: string, private: boolean}} ChatRelayMessage
- * @typedef {JoinedMessage | ParticipantJoinedMessage | ParticipantUpdatedMessage | ParticipantLeftMessage | OfferMessage | ErrorMessage | ByeMessage | ChatRelayMessage | LobbyMessage | KnockMessage | KnockWithdrawnMessage | RoomUpdatedMessage | SelfUpdatedMessage} ServerMessage
+ * @typedef {{type: 'chat', from: string, text?: string, ciphertext?: string, private: boolean}} ChatRelayMessage
+ * @typedef {MlsServerMessage | JoinedMessage | ParticipantJoinedMessage | ParticipantUpdatedMessage | ParticipantLeftMessage | OfferMessage | ErrorMessage | ByeMessage | ChatRelayMessage | LobbyMessage | KnockMessage | KnockWithdrawnMessage | RoomUpdatedMessage | SelfUpdatedMessage} ServerMessage
  */
 
 /**
@@ -144,10 +162,10 @@ export const PERMISSIONS = /** @type {const} */ (['unmute', 'camera', 'screen', 
  * @typedef {{type: 'publish', source: Source}} PublishMessage
  * @typedef {{type: 'unpublish', source: Source}} UnpublishMessage
  * @typedef {{type: 'leave'}} LeaveMessage
- * @typedef {{type: 'chat', text: string, to?: string}} ChatMessage
+ * @typedef {{type: 'chat', text?: string, ciphertext?: string, to?: string}} ChatMessage
  * @typedef {{type: 'raise_hand', raised: boolean}} RaiseHandMessage
  * @typedef {{type: 'receive_video', enabled: boolean}} ReceiveVideoMessage
- * @typedef {JoinMessage | AnswerMessage | PublishMessage | UnpublishMessage | LeaveMessage | ChatMessage | RaiseHandMessage | ReceiveVideoMessage | ModeratorMessage} ClientMessage
+ * @typedef {JoinMessage | AnswerMessage | PublishMessage | UnpublishMessage | LeaveMessage | ChatMessage | RaiseHandMessage | ReceiveVideoMessage | ModeratorMessage | MlsClientMessage} ClientMessage
  */
 
 /**
@@ -163,7 +181,7 @@ export const PERMISSIONS = /** @type {const} */ (['unmute', 'camera', 'screen', 
  * Events a session dispatches, as `CustomEvent`s whose `detail` is given here. Subscribe with
  * `session.on(name, handler)`.
  * @typedef {object} SessionEventMap
- * @property {{id: string, room: string, name: string | null, signedIn: boolean, participants: ParticipantInfo[], settings: MeetingSettings, role: Role, permissions: Permissions, roomState: RoomState | null, lobby: Knock[]}} joined
+ * @property {{id: string, room: string, name: string | null, signedIn: boolean, participants: ParticipantInfo[], settings: MeetingSettings, role: Role, permissions: Permissions, roomState: RoomState | null, lobby: Knock[], e2ee: E2eeJoined}} joined
  *   We are in; `pc` exists from now on. `name` is how the others see us (from a token or
  *   account it differs from the one we sent).
  * @property {{message: string}} lobby We wait in the lobby (before `joined`); the join is
@@ -177,7 +195,10 @@ export const PERMISSIONS = /** @type {const} */ (['unmute', 'camera', 'screen', 
  * @property {{participant: ParticipantInfo}} participantupdated Someone's sources or hand changed.
  * @property {{participant: ParticipantInfo}} selfupdated How the others see us changed.
  * @property {{id: string, reason: LeaveReason}} participantleft Someone left.
- * @property {{from: string, text: string, private: boolean}} chat A chat message from someone else.
+ * @property {{from: string, text: string | null, ciphertext: string | null, private: boolean}} chat
+ *   A chat message from someone else: `text` in a room without E2EE, else `ciphertext` (an
+ *   MLS application message the page decrypts).
+ * @property {MlsServerMessage} mls A message of the MLS delivery service, in the server's order.
  * @property {RemoteTrack} trackadded Show or play this track in the participant's tile.
  * @property {RemoteTrack} trackremoved Stop showing or playing it.
  * @property {ProtocolError} error The server refused something, or negotiation failed.
@@ -526,6 +547,30 @@ export class ConclaveSession extends EventTarget {
   }
 
   /**
+   * Send an end-to-end encrypted chat message (an MLS application message, base64).
+   * @param {string} ciphertext
+   * @param {string} [to]
+   * @returns {boolean} Whether it was sent.
+   */
+  sendEncryptedChat(ciphertext, to) {
+    if (this.#state !== 'joined') return false;
+    /** @type {ChatMessage} */
+    const msg = { type: 'chat', ciphertext };
+    if (to) msg.to = to;
+    return this.#send(msg);
+  }
+
+  /**
+   * Send a message to the MLS delivery service (`mls_group`, `mls_commit`).
+   * @param {MlsClientMessage} msg
+   * @returns {boolean} Whether it was sent.
+   */
+  sendMls(msg) {
+    if (this.#state !== 'joined') return false;
+    return this.#send(msg);
+  }
+
+  /**
    * Raise or lower the hand. Everyone, we included, gets `participant_updated`.
    * @param {boolean} raised
    * @returns {boolean} Whether it was sent.
@@ -610,6 +655,7 @@ export class ConclaveSession extends EventTarget {
       permissions: this.permissions,
       roomState: this.#roomState,
       lobby: this.knocks,
+      e2ee: msg.e2ee ?? { mode: 'off', epoch: null, group_info: null },
     });
   }
 
@@ -681,9 +727,17 @@ export class ConclaveSession extends EventTarget {
           this.#emit('error', clientError('client_negotiation', describe(e)));
         });
         break;
-      case 'chat':
-        if (typeof msg.text !== 'string' || typeof msg.from !== 'string') break;
-        this.#emit('chat', { from: msg.from, text: msg.text, private: msg.private === true });
+      case 'chat': {
+        const text = typeof msg.text === 'string' ? msg.text : null;
+        const ciphertext = typeof msg.ciphertext === 'string' ? msg.ciphertext : null;
+        if (typeof msg.from !== 'string' || (text === null) === (ciphertext === null)) break;
+        this.#emit('chat', { from: msg.from, text, ciphertext, private: msg.private === true });
+        break;
+      }
+      case 'mls_accepted':
+      case 'mls_rejected':
+      case 'mls_commit':
+        this.#emit('mls', msg);
         break;
       case 'error':
         this.#emit('error', { code: msg.code, message: msg.message });

@@ -23,6 +23,7 @@ export const PERMANENT_JOIN_ERRORS = new Set([
   'wrong_password',
   'sign_in_required',
   'invalid_token',
+  'client_e2ee_unsupported',
 ]);
 
 /** Join errors that ask for the room password: the pre-join form shows its field. */
@@ -39,6 +40,8 @@ const ERROR_TEXTS = {
   invalid_token: 'errorInvalidToken',
   forbidden: 'errorForbidden',
   invalid_password: 'errorInvalidPassword',
+  client_e2ee_unsupported: 'errorE2eeUnsupported',
+  e2ee_not_encrypting: 'errorE2eeNotEncrypting',
 };
 
 /**

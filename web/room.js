@@ -25,6 +25,7 @@ import { announce, byId, clearAlert, copyLink, setStatus, showAlert } from './pa
 import { Roster, SELF, createQualityBadge, drawQuality } from './tiles.js';
 import { MeetingStats, levelFromRms } from './stats.js';
 import { SpeakerDetector } from './speaker.js';
+import { E2eeUnsupportedError, MeetingE2ee } from './e2ee/meeting.js';
 
 /** @typedef {import('./protocol.js').DeviceSource} Source */
 /** @typedef {import('./protocol.js').ProtocolError} ProtocolError */
@@ -93,6 +94,17 @@ export function showRoom(room) {
     lobbyCancel: byId('lobby-cancel', HTMLButtonElement),
     permissionNote: byId('permission-note', HTMLParagraphElement),
     chatSend: byId('chat-send', HTMLButtonElement),
+    e2eeButton: byId('e2ee-button', HTMLButtonElement),
+    e2eePanel: byId('e2ee-panel', HTMLElement),
+    e2eeExplain: byId('e2ee-explain', HTMLParagraphElement),
+    e2eeSas: byId('e2ee-sas', HTMLDivElement),
+    e2eeSasDigits: byId('e2ee-sas-digits', HTMLParagraphElement),
+    e2eeSasEmoji: byId('e2ee-sas-emoji', HTMLParagraphElement),
+    e2eeSasEpoch: byId('e2ee-sas-epoch', HTMLParagraphElement),
+    e2eeConfirm: byId('e2ee-confirm', HTMLButtonElement),
+    e2eeVerified: byId('e2ee-verified', HTMLParagraphElement),
+    e2eeMembers: byId('e2ee-members', HTMLUListElement),
+    e2eeOutside: byId('e2ee-outside', HTMLParagraphElement),
   };
   /** The invitation token of the link, kept in memory only (reconnects use it again). */
   const token = takeTokenFromUrl();
@@ -105,8 +117,12 @@ export function showRoom(room) {
 
   /** @type {ConclaveSession | null} */
   let session = null;
+  /** End-to-end encryption of `session` (null: off on this server). @type {MeetingE2ee | null} */
+  let e2ee = null;
+  /** The server's public settings (asked once, before the first join). */
+  const publicSettings = fetchPublicSettings();
   /** Whether the side panels are open during the meeting. */
-  const expanded = { devices: false, people: false, chat: false };
+  const expanded = { devices: false, people: false, chat: false, e2ee: false };
   /** The screen being shared, if any. @type {MediaStreamTrack | null} */
   let screenTrack = null;
   /** Whether our hand is raised, as the server last told us. */
@@ -135,7 +151,7 @@ export function showRoom(room) {
       unread: byId('chat-unread', HTMLSpanElement),
       unreadLabel: byId('chat-unread-label', HTMLSpanElement),
     },
-    (text, to) => session?.sendChat(text, to ?? undefined) ?? false,
+    (text, to) => sendChat(text, to),
   );
 
   const roster = new Roster(
@@ -204,6 +220,7 @@ export function showRoom(room) {
     ui.devicesButton.hidden = !meeting;
     ui.peopleButton.hidden = !meeting;
     ui.chatButton.hidden = !meeting;
+    ui.e2eeButton.hidden = !meeting;
     ui.handButton.hidden = !meeting;
     ui.screenButton.hidden = !meeting || typeof navigator.mediaDevices?.getDisplayMedia !== 'function';
     ui.layoutButton.hidden = !meeting;
@@ -216,11 +233,13 @@ export function showRoom(room) {
     ui.devicePanel.hidden = meeting && !expanded.devices;
     ui.peoplePanel.hidden = !meeting || !expanded.people;
     ui.chatPanel.hidden = !meeting || !expanded.chat;
+    ui.e2eePanel.hidden = !meeting || !expanded.e2ee;
+    ui.e2eeButton.setAttribute('aria-expanded', String(expanded.e2ee));
     ui.chatButton.setAttribute('aria-expanded', String(expanded.chat));
     chat.setOpen(meeting && expanded.chat);
     ui.devicesButton.setAttribute('aria-expanded', String(expanded.devices));
     ui.peopleButton.setAttribute('aria-expanded', String(expanded.people));
-    const open = expanded.devices || expanded.people || expanded.chat || moderation.panelOpen;
+    const open = expanded.devices || expanded.people || expanded.chat || expanded.e2ee || moderation.panelOpen;
     ui.view.dataset.panel = meeting && open ? 'open' : 'closed';
     roster.relayout();
   }
@@ -289,8 +308,22 @@ export function showRoom(room) {
    * @returns {Promise<ConclaveSession>}
    */
   async function connect(name) {
+    /** @type {MeetingE2ee | null} */
+    let encryption;
+    try {
+      encryption = MeetingE2ee.forSettings(await publicSettings);
+    } catch (e) {
+      if (e instanceof E2eeUnsupportedError) throw { code: e.code, message: e.message };
+      throw e;
+    }
     const current = new ConclaveSession(signallingUrl(location));
     session = current;
+    e2ee?.close();
+    e2ee = encryption;
+    encryption?.attach(current, () => {
+      if (session === current) drawE2ee();
+    });
+    drawE2ee();
     updateJoinButtons();
     wire(current, name);
     try {
@@ -304,7 +337,7 @@ export function showRoom(room) {
       updateJoinButtons();
       throw e;
     }
-    Object.assign(window, { conclave: { session: current, pc: current.pc } });
+    Object.assign(window, { conclave: { session: current, pc: current.pc, e2ee: encryption } });
     for (const [source, track] of devices.tracks) {
       if (allowed(source)) current.setSource(source, track);
     }
@@ -416,8 +449,24 @@ export function showRoom(room) {
     });
     current.on('chat', (message) => {
       const from = roster.nameOf(message.from) ?? t('someone');
-      if (chat.receive(from, message.text, message.private)) {
-        announce('chatNewMessage', { name: from });
+      /** @param {string} text */
+      const show = (text) => {
+        if (session === current && chat.receive(from, text, message.private)) {
+          announce('chatNewMessage', { name: from });
+        }
+      };
+      const encryption = e2ee;
+      if (message.text !== null) {
+        // Plain text in an encrypted meeting only comes from a server that breaks the rules.
+        show(encryption ? t('chatNotEncrypted', { text: message.text }) : message.text);
+      } else if (encryption && message.ciphertext !== null) {
+        encryption.decrypt(message.from, message.ciphertext).then(
+          ({ text, senderMatches }) => show(senderMatches ? text : t('chatSenderMismatch', { text })),
+          (err) => {
+            console.warn('conclave: chat not decrypted', err);
+            show(t('chatUndecryptable'));
+          },
+        );
       }
     });
     current.on('participantleft', ({ id }) => {
@@ -435,6 +484,103 @@ export function showRoom(room) {
       if (session === current) showProtocolError(err);
     });
     current.on('closed', ({ reason, message }) => onSessionEnded(current, reason, message));
+  }
+
+  /**
+   * Send a chat message: encrypted when the meeting is, else as text. Returns whether it
+   * was (or is being) sent; the panel shows it as ours.
+   * @param {string} text
+   * @param {string | null} to
+   */
+  function sendChat(text, to) {
+    const current = session;
+    if (!current) return false;
+    const encryption = e2ee;
+    if (!encryption) return current.sendChat(text, to ?? undefined);
+    if (!encryption.ready) {
+      showAlert('chatNotReady');
+      return false;
+    }
+    encryption.encrypt(text).then(
+      (ciphertext) => {
+        if (session === current) current.sendEncryptedChat(ciphertext, to ?? undefined);
+      },
+      (err) => {
+        console.warn('conclave: chat not encrypted', err);
+        showAlert('chatNotReady');
+      },
+    );
+    return true;
+  }
+
+  /** The SAS shown, by epoch, so that it is derived once per epoch. @type {{epoch: number, digits: string, emoji: {char: string, name: string}[]} | null} */
+  let shownSas = null;
+
+  /** Draw the encryption state: the control's label, the panel, the SAS and the members. */
+  function drawE2ee() {
+    const status = e2ee?.status() ?? null;
+    const state = status ? status.state : 'off';
+    /** @type {Record<string, import('./i18n.js').MessageKey>} */
+    const labels = { off: 'e2eeStateOff', pending: 'e2eeStatePending', encrypted: 'e2eeStateEncrypted', unverified: 'e2eeStateUnverified' };
+    /** @type {Record<string, import('./i18n.js').MessageKey>} */
+    const explain = { off: 'e2eeExplainOff', pending: 'e2eeExplainPending', encrypted: 'e2eeExplainEncrypted', unverified: 'e2eeExplainUnverified' };
+    const previous = ui.e2eeButton.dataset.state;
+    ui.e2eeButton.dataset.state = state;
+    ui.e2eeButton.textContent = t(labels[state]);
+    ui.e2eeExplain.textContent = t(explain[state]);
+    if (previous && previous !== state && state === 'unverified') announce('e2eeStateUnverified');
+    const members = status?.members ?? [];
+    ui.e2eeMembers.replaceChildren(
+      ...members.map((m) => {
+        const li = document.createElement('li');
+        li.dataset.match = m.match;
+        li.dataset.verified = String(m.verified);
+        const what = m.match === 'unknown' ? 'e2eeMemberUnknown' : m.match === 'leaving' ? 'e2eeMemberLeaving' : m.verified ? 'e2eeMemberVerified' : 'e2eeMemberUnverified';
+        const name = m.self ? t('e2eeYou', { name: m.name }) : m.name || '?';
+        li.textContent = `${name} — ${t(what)}`;
+        return li;
+      }),
+    );
+    const outside = (status?.outside ?? []).map((id) => roster.nameOf(id) ?? id);
+    ui.e2eeOutside.hidden = outside.length === 0 || state === 'pending';
+    ui.e2eeOutside.textContent = t('e2eeOutside', { names: outside.join(', ') });
+    const others = members.filter((m) => !m.self && m.match === 'present');
+    const verified = others.filter((m) => m.verified).length;
+    ui.e2eeVerified.textContent = others.length ? t('e2eeVerifiedCount', { verified, total: others.length }) : '';
+    ui.e2eeConfirm.disabled = others.length === 0 || verified === others.length;
+    const epoch = status?.epoch ?? null;
+    ui.e2eeSas.hidden = epoch === null;
+    ui.e2eeSas.dataset.epoch = epoch === null ? '' : String(epoch);
+    if (epoch === null) {
+      shownSas = null;
+      return;
+    }
+    if (shownSas?.epoch === epoch) {
+      drawSas(shownSas);
+      return;
+    }
+    const current = e2ee;
+    void current?.sas().then((sas) => {
+      if (!sas || current !== e2ee || current.status().epoch !== sas.epoch) return;
+      shownSas = sas;
+      drawSas(sas);
+    });
+  }
+
+  /** @param {{epoch: number, digits: string, emoji: {char: string, name: string}[]}} sas */
+  function drawSas(sas) {
+    ui.e2eeSasDigits.textContent = sas.digits;
+    ui.e2eeSasEmoji.replaceChildren(
+      ...sas.emoji.map(({ char, name }) => {
+        const span = document.createElement('span');
+        span.textContent = char;
+        span.title = name;
+        span.setAttribute('role', 'img');
+        span.setAttribute('aria-label', name);
+        return span;
+      }),
+    );
+    ui.e2eeSasEpoch.textContent = t('e2eeSasEpoch', { epoch: sas.epoch });
   }
 
   /**
@@ -679,6 +825,7 @@ export function showRoom(room) {
     handWanted = false;
     drawHand();
     expanded.chat = false;
+    expanded.e2ee = false;
     moderation.stop();
     permissions = allPermissions(true);
     // The defaults again: camera and microphone off. Nothing carries over to the next join.
@@ -749,7 +896,7 @@ export function showRoom(room) {
   ui.audioOnly.addEventListener('change', () => devices.setAudioOnly(ui.audioOnly.checked));
   devices.setAudioOnly(ui.audioOnly.checked);
   // The server's default (`[meeting] audio_only`) applies before joining too.
-  void fetchPublicSettings().then((settings) => {
+  void publicSettings.then((settings) => {
     if (settings?.audio_only && !ui.audioOnly.checked) {
       ui.audioOnly.checked = true;
       devices.setAudioOnly(true);
@@ -759,6 +906,16 @@ export function showRoom(room) {
     expanded.devices = !expanded.devices;
     drawPanels();
   });
+  ui.e2eeButton.addEventListener('click', () => {
+    expanded.e2ee = !expanded.e2ee;
+    drawPanels();
+    if (expanded.e2ee) drawE2ee();
+  });
+  ui.e2eeConfirm.addEventListener('click', () => {
+    const epoch = shownSas?.epoch;
+    if (epoch !== undefined && e2ee?.confirmSas(epoch)) drawE2ee();
+  });
+  onLocaleChange(drawE2ee);
   ui.peopleButton.addEventListener('click', () => {
     expanded.people = !expanded.people;
     drawPanels();

@@ -1,0 +1,255 @@
+// End-to-end encryption of one meeting session: joins the room's MLS group (group.js) over
+// the session's socket, gives each epoch's media key to the frame transforms (frames.js),
+// encrypts and decrypts chat, and says what the page shows: one room-wide state, the
+// members of the MLS group (not the server's list), who is verified, and the SAS.
+//
+//   const e2ee = MeetingE2ee.forSettings(settings);   // null when E2EE is off; throws when unsupported
+//   e2ee?.attach(session, onChange);                   // before session.join()
+//   e2ee.status(), await e2ee.sas(), e2ee.confirmSas(epoch), await e2ee.encrypt(text) ...
+//
+// Room-wide state (docs/security.md, "End-to-end encryption"):
+// - `pending`: no keys yet (the group is being created or joined) — shown as not encrypted;
+// - `encrypted`: every leaf of the MLS group is a participant the server lists under the same
+//   name (a leaf of someone who just left is being removed and does not count);
+// - `unverified`: the group has a member that is no participant of the room (or has another
+//   name): someone the server (or anybody) added that the others cannot see in the meeting.
+// "Verified" is per person: the user compared the SAS with the others and confirmed it; a
+// newcomer is unverified until the SAS of the new epoch is compared again.
+
+import { E2eeGroup } from './group.js';
+import { FrameCrypto } from './frames.js';
+
+/** @typedef {import('../protocol.js').ConclaveSession} ConclaveSession */
+/** @typedef {import('../protocol.js').MeetingSettings} MeetingSettings */
+/** @typedef {import('../protocol.js').MlsServerMessage} MlsServerMessage */
+/** @typedef {import('../protocol.js').E2eeJoined} E2eeJoined */
+
+/** @typedef {'pending' | 'encrypted' | 'unverified'} E2eeState */
+
+/**
+ * One member of the MLS group, as the page lists it.
+ * @typedef {object} E2eeMember
+ * @property {number} leaf
+ * @property {string} participant The participant ID in the member's credential.
+ * @property {string} name The name in the member's credential.
+ * @property {boolean} self
+ * @property {'present' | 'leaving' | 'unknown'} match Whether the server lists them (same
+ *   name), lists them no more (their removal is under way), or never did.
+ * @property {boolean} verified The user confirmed the SAS while this member was in the group.
+ */
+
+/**
+ * What the page shows.
+ * @typedef {object} E2eeStatus
+ * @property {E2eeState} state
+ * @property {number | null} epoch
+ * @property {E2eeMember[]} members
+ * @property {string[]} outside IDs of participants who are not in the group (they cannot
+ *   decrypt anything: joining, or a client without E2EE).
+ */
+
+/** Why a browser cannot take part, as a client-side protocol error. */
+export class E2eeUnsupportedError extends Error {
+  constructor() {
+    super(
+      'This meeting is end-to-end encrypted, and this browser cannot encrypt audio and video ' +
+        '(it lacks encoded transforms). Use a current Chromium, Chrome, Edge, Firefox or Safari.',
+    );
+    this.code = 'client_e2ee_unsupported';
+  }
+}
+
+export class MeetingE2ee {
+  /** @type {FrameCrypto} */ #fc;
+  /** @type {ConclaveSession | null} */ #session = null;
+  /** @type {E2eeGroup | null} */ #group = null;
+  /** Messages that arrived before the group existed, in order. @type {MlsServerMessage[]} */
+  #early = [];
+  /** The epoch whose media key the transforms have. */
+  #keyedEpoch = -1;
+  /** Participants ever listed by the server in this session: their stale leaves are "leaving". */
+  #seen = new Set();
+  /** `participant/leaf` of members the user verified. */
+  #verified = new Set();
+  #selfId = '';
+  #selfName = '';
+  /** @type {() => void} */
+  #onChange = () => {};
+  #closed = false;
+
+  /**
+   * The E2EE of a session under `settings`: null when the server has it off.
+   * @param {MeetingSettings | null} settings
+   * @returns {MeetingE2ee | null}
+   * @throws {E2eeUnsupportedError} when E2EE is required and this browser cannot do it.
+   */
+  static forSettings(settings) {
+    if (settings?.e2ee === 'off') return null;
+    const mode = FrameCrypto.mode();
+    if (!mode) throw new E2eeUnsupportedError();
+    return new MeetingE2ee(new FrameCrypto(mode));
+  }
+
+  /** @param {FrameCrypto} fc */
+  constructor(fc) {
+    this.#fc = fc;
+  }
+
+  /** The frame encryption (for statistics and tests). */
+  get frames() {
+    return this.#fc;
+  }
+
+  /**
+   * Use `session` (before its `join`): frames are encrypted from the first one, MLS
+   * messages go to the group, and `onChange` runs after every change of what `status()` says.
+   * @param {ConclaveSession} session
+   * @param {() => void} onChange
+   */
+  attach(session, onChange) {
+    this.#session = session;
+    this.#onChange = onChange;
+    session.setFrameCrypto(this.#fc);
+    session.on('joined', ({ id, name, participants, e2ee }) => {
+      this.#selfId = id;
+      this.#selfName = name ?? '';
+      for (const p of participants) this.#seen.add(p.id);
+      void this.#start(e2ee);
+    });
+    session.on('mls', (msg) => {
+      if (this.#group) void this.#group.handle(msg);
+      else this.#early.push(msg);
+    });
+    session.on('participantjoined', ({ participant }) => {
+      this.#seen.add(participant.id);
+      this.#present();
+    });
+    session.on('participantleft', () => this.#present());
+    session.on('closed', () => this.close());
+  }
+
+  /** @param {E2eeJoined} e2ee */
+  async #start(e2ee) {
+    const session = this.#session;
+    if (!session) return;
+    if (e2ee.mode !== 'required') {
+      // The page asked before joining and was told otherwise: the server changed its mind.
+      console.warn('conclave: the server no longer requires E2EE; this session keeps encrypting');
+    }
+    const group = await E2eeGroup.create({
+      participant: this.#selfId,
+      name: this.#selfName,
+      send: (msg) => session.sendMls(/** @type {import('../protocol.js').MlsClientMessage} */ (msg)),
+      onChange: () => void this.#changed(),
+    });
+    if (this.#closed) return group.close();
+    this.#group = group;
+    this.#present(); // before start: a group with no roster removes nobody
+    await group.start(e2ee);
+    for (const msg of this.#early.splice(0)) await group.handle(msg);
+  }
+
+  /** Tell the group who is in the room now (the server's list and us). */
+  #present() {
+    const session = this.#session;
+    if (!this.#group || !session) return;
+    const present = new Map([[this.#selfId, this.#selfName]]);
+    for (const p of session.participants) present.set(p.id, p.name);
+    this.#group.setPresent(present);
+  }
+
+  /** After any change of the group: a new epoch's key to the transforms, then the page. */
+  async #changed() {
+    const group = this.#group;
+    if (group?.member && group.epoch !== null && group.epoch !== this.#keyedEpoch) {
+      const epoch = group.epoch;
+      this.#keyedEpoch = epoch;
+      try {
+        const key = await group.mediaSecret();
+        if (key.epoch === epoch) await this.#fc.setKey(key);
+      } catch (err) {
+        console.warn('conclave: E2EE media key not set', err);
+      }
+    }
+    if (!this.#closed) this.#onChange();
+  }
+
+  /** @returns {E2eeStatus} */
+  status() {
+    const group = this.#group;
+    const session = this.#session;
+    if (!group || !group.member || !session) {
+      return { state: 'pending', epoch: null, members: [], outside: session?.participants.map((p) => p.id) ?? [] };
+    }
+    const epoch = group.epoch;
+    /** @type {E2eeMember[]} */
+    const members = group.roster().map((r) => ({
+      leaf: r.leaf,
+      participant: r.participant,
+      name: r.name,
+      self: r.self,
+      match: r.self || r.present ? 'present' : this.#seen.has(r.participant) && !isListed(session, r.participant) ? 'leaving' : 'unknown',
+      verified: r.self || this.#verified.has(`${r.participant}/${r.leaf}`),
+    }));
+    const inGroup = new Set(members.filter((m) => m.match === 'present').map((m) => m.participant));
+    const outside = session.participants.map((p) => p.id).filter((id) => !inGroup.has(id));
+    const state = members.some((m) => m.match === 'unknown') ? 'unverified' : 'encrypted';
+    return { state, epoch, members, outside };
+  }
+
+  /** The SAS of the current epoch, or null without keys. */
+  async sas() {
+    if (!this.#group?.member) return null;
+    return this.#group.sas();
+  }
+
+  /**
+   * The user compared the SAS of `epoch` with the others and it matched: everyone in the
+   * group now is verified. Refused (false) when the epoch has changed meanwhile.
+   * @param {number} epoch
+   */
+  confirmSas(epoch) {
+    const status = this.status();
+    if (status.epoch !== epoch) return false;
+    for (const m of status.members) if (m.match === 'present') this.#verified.add(`${m.participant}/${m.leaf}`);
+    this.#onChange();
+    return true;
+  }
+
+  /** Whether chat can be encrypted now. */
+  get ready() {
+    return this.#group?.member === true;
+  }
+
+  /** @param {string} text @returns {Promise<string>} */
+  encrypt(text) {
+    if (!this.#group) return Promise.reject(new Error('no E2EE group yet'));
+    return this.#group.encryptChat(text);
+  }
+
+  /**
+   * @param {string} from
+   * @param {string} ciphertext
+   * @returns {Promise<{text: string, senderMatches: boolean}>}
+   */
+  async decrypt(from, ciphertext) {
+    if (!this.#group) throw new Error('no E2EE group yet');
+    const m = await this.#group.decryptChat(from, ciphertext);
+    return { text: m.text, senderMatches: m.senderMatches };
+  }
+
+  close() {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#group?.close();
+    this.#fc.close();
+  }
+}
+
+/**
+ * @param {ConclaveSession} session
+ * @param {string} id
+ */
+function isListed(session, id) {
+  return session.participants.some((p) => p.id === id);
+}
