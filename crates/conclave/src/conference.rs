@@ -222,7 +222,11 @@ fn media_event(
             tracks,
         } => {
             let msg = ServerMessage::Offer { sdp, slots, tracks };
-            send(conns, ConnId(participant.0), Outbound::Message(Box::new(msg)));
+            send(
+                conns,
+                ConnId(participant.0),
+                Outbound::Message(Box::new(msg)),
+            );
             Vec::new()
         }
         MediaEvent::Error {
@@ -231,7 +235,11 @@ fn media_event(
             fatal,
         } => {
             let c = ConnId(participant.0);
-            send(conns, c, Outbound::Message(Box::new(ServerMessage::Error(error))));
+            send(
+                conns,
+                c,
+                Outbound::Message(Box::new(ServerMessage::Error(error))),
+            );
             if fatal {
                 end(core, conns, now, c, LeaveReason::Error)
             } else {
