@@ -131,6 +131,18 @@ pub async fn join_raw(
     url: &str,
     name: &str,
 ) -> (conclave_load::RawSocket, conclave_proto::ParticipantId) {
+    match join_raw_message(url, name).await {
+        (s, conclave_proto::ServerMessage::Joined { id, .. }) => (s, id),
+        (_, m) => panic!("expected joined, got {m:?}"),
+    }
+}
+
+/// Join `ROOM` as `name` over a raw WebSocket; the socket and the server's first answer
+/// that is not an offer (`joined`, or an error).
+pub async fn join_raw_message(
+    url: &str,
+    name: &str,
+) -> (conclave_load::RawSocket, conclave_proto::ServerMessage) {
     use conclave_proto::{ClientMessage, ServerMessage};
     let mut s = conclave_load::connect(url).await.unwrap();
     s.send(&ClientMessage::Join {
@@ -142,14 +154,11 @@ pub async fn join_raw(
     })
     .await
     .unwrap();
-    match s
+    let m = s
         .recv_until(Duration::from_secs(10), |m| {
             !matches!(m, ServerMessage::Offer { .. })
         })
         .await
-        .unwrap()
-    {
-        ServerMessage::Joined { id, .. } => (s, id),
-        m => panic!("expected joined, got {m:?}"),
-    }
+        .unwrap();
+    (s, m)
 }

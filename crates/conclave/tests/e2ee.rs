@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{ROOM, start};
+use common::{ROOM, join_raw_message, start};
 use conclave_load::RawSocket;
 use conclave_proto::{ClientMessage, E2eeMode, E2eeState, ErrorCode, ParticipantId, ServerMessage};
 
@@ -16,24 +16,20 @@ const QUIET: Duration = Duration::from_millis(400);
 
 /// Join `ROOM` as `name`; the socket, the participant ID and `joined.e2ee`.
 async fn join(url: &str, name: &str) -> (RawSocket, ParticipantId, E2eeState) {
-    let mut s = conclave_load::connect(url).await.unwrap();
-    s.send(&ClientMessage::Join {
-        v: 1,
-        room: ROOM.into(),
-        name: name.into(),
-        password: None,
-        token: None,
+    match join_raw_message(url, name).await {
+        (s, ServerMessage::Joined { id, e2ee, .. }) => (s, id, e2ee),
+        (_, m) => panic!("expected joined, got {m:?}"),
+    }
+}
+
+/// Create the room's group (GroupInfo "R0kw", base64 of "GI0") and see it accepted at epoch 0.
+async fn create_group(s: &mut RawSocket) {
+    s.send(&ClientMessage::MlsGroup {
+        group_info: "R0kw".into(),
     })
     .await
     .unwrap();
-    match s
-        .recv_until(T, |m| !matches!(m, ServerMessage::Offer { .. }))
-        .await
-        .unwrap()
-    {
-        ServerMessage::Joined { id, e2ee, .. } => (s, id, e2ee),
-        m => panic!("expected joined, got {m:?}"),
-    }
+    assert_eq!(next_mls(s).await, ServerMessage::MlsAccepted { epoch: 0 });
 }
 
 fn is_mls(m: &ServerMessage) -> bool {
@@ -93,15 +89,7 @@ async fn the_server_orders_one_commit_per_epoch_and_hands_newcomers_the_latest_g
             group_info: None
         }
     );
-    a.send(&ClientMessage::MlsGroup {
-        group_info: "R0kw".into(),
-    })
-    .await
-    .unwrap();
-    assert_eq!(
-        next_mls(&mut a).await,
-        ServerMessage::MlsAccepted { epoch: 0 }
-    );
+    create_group(&mut a).await;
 
     // The newcomer learns epoch 0 and its GroupInfo; a second group is refused.
     let (mut b, b_id, e2ee) = join(&srv.url, "Bob").await;
@@ -159,15 +147,7 @@ async fn the_server_orders_one_commit_per_epoch_and_hands_newcomers_the_latest_g
 async fn racing_commits_for_one_epoch_exactly_one_wins() {
     let srv = start(|_| {}).await;
     let (mut a, _, _) = join(&srv.url, "Ada").await;
-    a.send(&ClientMessage::MlsGroup {
-        group_info: "R0kw".into(),
-    })
-    .await
-    .unwrap();
-    assert_eq!(
-        next_mls(&mut a).await,
-        ServerMessage::MlsAccepted { epoch: 0 }
-    );
+    create_group(&mut a).await;
     let mut racers = Vec::new();
     for name in ["R1", "R2", "R3", "R4"] {
         racers.push(join(&srv.url, name).await.0);
