@@ -494,15 +494,17 @@ function table(results) {
     row(n, 'join', '  of which: external commit + GroupInfo (start), ms', J('startMs'));
     row(n, 'join', 'existing member: commit arrived → processed, median over members, ms', J('relayMedianMs'));
     row(n, 'join', 'existing member: commit arrived → processed, max over members, ms', J('relayMaxMs'));
-    row(n, 'join', 'sum of handle() time over all members, ms', J('sumProcessMs'));
+    row(n, 'join', 'sum of handle() wall time over the members (includes waiting for a core), ms', J('sumProcessMs'));
     row(n, 'join', 'CPU of the browser during the phase, s', J('cpuBrowserS'), f2);
+    row(n, 'join', 'browser CPU per member (CPU / N), ms', r.joins.map((x) => (x.cpuBrowserS * 1000) / n));
     row(n, 'join', 'CPU of the server during the phase, s', J('cpuServerS'), f2);
     row(n, 'leave', 'page closed → all N-1 members in the new epoch, ms', L('allMs'));
     row(n, 'leave', 'page closed → remove commit sent, ms', L('commitSentMs'));
     row(n, 'leave', 'existing member: commit arrived → processed, median over members, ms', L('relayMedianMs'));
     row(n, 'leave', 'existing member: commit arrived → processed, max over members, ms', L('relayMaxMs'));
-    row(n, 'leave', 'sum of handle() time over all members, ms', L('sumProcessMs'));
+    row(n, 'leave', 'sum of handle() wall time over the members (includes waiting for a core), ms', L('sumProcessMs'));
     row(n, 'leave', 'CPU of the browser during the phase, s', L('cpuBrowserS'), f2);
+    row(n, 'leave', 'browser CPU per member (CPU / (N-1)), ms', r.leaves.map((x) => (x.cpuBrowserS * 1000) / (n - 1)));
     row(n, 'leave', 'CPU of the server during the phase, s', L('cpuServerS'), f2);
   }
   return ['| N | phase | what | median | max |', '|---|---|---|---|---|', ...rows].join('\n');
