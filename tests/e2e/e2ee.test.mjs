@@ -126,10 +126,13 @@ async function joinWithoutKeys(p, room, kind) {
         frames.sframe++;
         frames.kids[kid] = (frames.kids[kid] ?? 0) + 1;
       };
+      const attached = new WeakSet();
       const observer = {
         rtcConfig: () => ({ encodedInsertableStreams: true }),
         attachSender: () => {},
         attachReceiver: (/** @type {any} */ receiver, /** @type {string} */ kind) => {
+          if (attached.has(receiver)) return; // once per receiver, as FrameCrypto does
+          attached.add(receiver);
           const { readable, writable } = receiver.createEncodedStreams();
           readable
             .pipeThrough(new TransformStream({ transform(frame, out) { if (kind === 'video') inspect(frame); out.enqueue(frame); } }))
