@@ -13,16 +13,27 @@
 /** @typedef {((data: Uint8Array) => Uint8Array) & {outputLen: number, blockLen: number}} Hash */
 
 // Loaded by a computed specifier: the vendored noble-hashes has no type declarations, and a
-// literal import would make tsc type-check its JavaScript as ours.
+// literal import would make tsc type-check its JavaScript as ours. Loaded on first use, not at
+// the top level: a top-level await would hold back the page's start (and its `load` event).
 const NOBLE = '../vendor/noble-hashes/';
-const { sha256 } = /** @type {{sha256: Hash}} */ (await import(NOBLE + 'sha2.js'));
-const { hmac } = /** @type {{hmac: (hash: Hash, key: Uint8Array, message: Uint8Array) => Uint8Array}} */ (
-  await import(NOBLE + 'hmac.js')
-);
+/** @type {Hash} */
+let sha256;
+/** @type {(hash: Hash, key: Uint8Array, message: Uint8Array) => Uint8Array} */
+let hmac;
+let loaded = false;
+
+/** Load noble-hashes once; every function below needs it. */
+export async function loadHashing() {
+  if (loaded) return;
+  const [sha2, mac] = await Promise.all([import(NOBLE + 'sha2.js'), import(NOBLE + 'hmac.js')]);
+  sha256 = /** @type {{sha256: Hash}} */ (sha2).sha256;
+  hmac = /** @type {{hmac: typeof hmac}} */ (mac).hmac;
+  loaded = true;
+}
 
 const HASH_LEN = 32;
 
-/** HKDF-Extract (RFC 5869 §2.2) with SHA-256; an empty salt is HashLen zeros.
+/** HKDF-Extract (RFC 5869 §2.2) with SHA-256; an empty salt is HashLen zeros. Needs `loadHashing()`.
  * @param {Uint8Array} salt @param {Uint8Array} ikm */
 export function hkdfExtract(salt, ikm) {
   return hmac(sha256, salt.length > 0 ? salt : new Uint8Array(HASH_LEN), ikm);
@@ -57,10 +68,11 @@ function equal(a, b) {
 /**
  * `impl` (a SHA-256 ciphersuite) with its hash and KDF computed by noble-hashes.
  * @param {CiphersuiteImpl} impl
- * @returns {CiphersuiteImpl}
+ * @returns {Promise<CiphersuiteImpl>}
  */
-export function withFastHashing(impl) {
+export async function withFastHashing(impl) {
   if (impl.kdf.size !== HASH_LEN) throw new Error('withFastHashing: only for SHA-256 ciphersuites');
+  await loadHashing();
   return {
     ...impl,
     hash: {
