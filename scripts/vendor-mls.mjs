@@ -16,10 +16,13 @@
 //    for node <= 18) become `Promise.reject(new Error("... not vendored ..."))`: only
 //    ciphersuite 1 (X25519, AES-128-GCM, SHA-256, Ed25519, all WebCrypto) is supported.
 //    Trailing `//# sourceMappingURL=` comments are dropped (the maps are not vendored).
-// 4. Copies ts-mls's .d.ts files reachable from index.d.ts (types for `tsc --checkJs` of our
+// 4. Applies our patches, scripts/mls-patches/*.patch in name order (unified diffs against the
+//    output of step 3, paths relative to web/vendor/; each says why at its top). A hunk must
+//    match exactly at its line number: a patch that does not fit stops the script.
+// 5. Copies ts-mls's .d.ts files reachable from index.d.ts (types for `tsc --checkJs` of our
 //    code; not served: http.rs excludes *.d.ts), each package's LICENSE, and writes
 //    web/vendor/MANIFEST.txt: package versions + integrity, then `sha256  path` of every file,
-//    sorted (checked by tests/web/vendor.test.mjs; `cd web/vendor && sha256sum -c` also works
+//    sorted, and the patches applied with their sha256 (checked by tests/web/vendor.test.mjs; `cd web/vendor && sha256sum -c` also works
 //    on the hash lines).
 //
 // Pins: ts-mls 1.6.4 depends on @hpke/core 1.9.0 (exact), which depends on @hpke/common
@@ -54,6 +57,60 @@ const PACKAGES = [
 
 function fail(msg) {
   throw new Error('vendor-mls: ' + msg);
+}
+
+/** A unified diff (`git diff` form; text before the first `--- ` is its description).
+ * @returns {Map<string, {start: number, old: string[], new: string[]}[]>} file -> hunks */
+function parsePatch(name, text) {
+  const files = new Map();
+  const lines = text.split('\n');
+  if (lines[lines.length - 1] === '') lines.pop();
+  let i = lines.findIndex((l) => l.startsWith('--- '));
+  if (i < 0) fail(`${name}: no diff in it`);
+  while (i < lines.length) {
+    if (lines[i].startsWith('diff --git ') || lines[i].startsWith('index ')) { i++; continue; }
+    if (!lines[i].startsWith('--- a/') || !lines[i + 1]?.startsWith('+++ b/')) fail(`${name}:${i + 1}: expected a --- a/ +++ b/ file header`);
+    const file = lines[i + 1].slice(6);
+    if (lines[i].slice(6) !== file) fail(`${name}:${i + 1}: renames are not supported`);
+    i += 2;
+    const hunks = [];
+    while (i < lines.length && lines[i].startsWith('@@ ')) {
+      const m = /^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@/.exec(lines[i]);
+      if (!m) fail(`${name}:${i + 1}: bad hunk header`);
+      const hunk = { start: Number(m[1]), old: [], new: [] };
+      let oldLeft = m[2] === undefined ? 1 : Number(m[2]), newLeft = m[4] === undefined ? 1 : Number(m[4]);
+      i++;
+      while (oldLeft > 0 || newLeft > 0) {
+        const l = lines[i++];
+        if (l === undefined) fail(`${name}: hunk at line ${hunk.start} of ${file} is cut short`);
+        if (l.startsWith('\\')) continue; // "\ No newline at end of file"
+        const body = l.slice(1);
+        if (l[0] === ' ') { hunk.old.push(body); hunk.new.push(body); oldLeft--; newLeft--; }
+        else if (l[0] === '-') { hunk.old.push(body); oldLeft--; }
+        else if (l[0] === '+') { hunk.new.push(body); newLeft--; }
+        else fail(`${name}:${i}: unexpected line in a hunk`);
+      }
+      hunks.push(hunk);
+    }
+    if (hunks.length === 0) fail(`${name}: ${file} has no hunks`);
+    if (files.has(file)) fail(`${name}: ${file} appears twice`);
+    files.set(file, hunks);
+  }
+  return files;
+}
+
+/** Applies hunks exactly (no offset, no fuzz). */
+function applyHunks(name, file, text, hunks) {
+  const lines = text.split('\n');
+  let shift = 0;
+  for (const h of hunks) {
+    const at = h.start - 1 + shift + (h.old.length === 0 ? 1 : 0);
+    const found = lines.slice(at, at + h.old.length);
+    if (found.length !== h.old.length || found.some((l, k) => l !== h.old[k])) fail(`${name}: the hunk at line ${h.start} of ${file} does not match the vendored file`);
+    lines.splice(at, h.old.length, ...h.new);
+    shift += h.new.length - h.old.length;
+  }
+  return lines.join('\n');
 }
 
 // ---- 1. fetch and verify -------------------------------------------------------------------
@@ -183,6 +240,17 @@ try {
     out.set(vp, s);
   }
 
+  // ---- 4. our patches ------------------------------------------------------------------------
+  const PATCHES = join(REPO, 'scripts', 'mls-patches');
+  const patches = readdirSync(PATCHES).filter((f) => f.endsWith('.patch')).sort();
+  for (const name of patches) {
+    const text = readFileSync(join(PATCHES, name), 'utf8');
+    for (const [file, hunks] of parsePatch(name, text)) {
+      if (!out.has(file)) fail(`${name}: ${file} is not a vendored file`);
+      out.set(file, applyHunks(name, file, out.get(file), hunks));
+    }
+  }
+
   // ts-mls declaration files reachable from index.d.ts (relative imports only; their few
   // bare type imports of @hpke/core stay as they are: not resolvable, so `any`, and
   // skipLibCheck keeps tsc quiet about them)
@@ -219,8 +287,10 @@ try {
   const header = [
     '# Third-party code vendored by scripts/vendor-mls.mjs. Do not edit: re-run the script.',
     '# Only the .js files statically reachable from ts-mls/index.js, bare specifiers rewritten to',
-    '# relative paths; ts-mls/**/*.d.ts are types for tsc only (not served).',
+    '# relative paths, then our patches (scripts/mls-patches/) applied; ts-mls/**/*.d.ts are types',
+    '# for tsc only (not served).',
     ...PACKAGES.map((p) => `package ${p.name} ${p.version} ${p.integrity} -> ${p.dir}/ (license ${p.json.license})`),
+    ...patches.map((name) => `patch ${name} ${createHash('sha256').update(readFileSync(join(PATCHES, name))).digest('hex')}`),
     `# ${js.length} .js files, ${jsBytes} bytes`,
     '',
   ];

@@ -21,15 +21,17 @@ function walk(dir) {
 function manifest() {
   const entries = new Map();
   const packages = [];
+  const patches = [];
   for (const line of readFileSync(join(VENDOR, 'MANIFEST.txt'), 'utf8').split('\n')) {
     if (line === '' || line.startsWith('#')) continue;
     if (line.startsWith('package ')) { packages.push(line); continue; }
+    if (line.startsWith('patch ')) { patches.push(line); continue; }
     const m = /^([0-9a-f]{64}) {2}(\S+)$/.exec(line);
     assert.ok(m, `malformed MANIFEST line: ${line}`);
     assert.ok(!entries.has(m[2]), `duplicate MANIFEST entry ${m[2]}`);
     entries.set(m[2], m[1]);
   }
-  return { entries, packages };
+  return { entries, packages, patches };
 }
 
 test('vendor: every file matches its MANIFEST hash, and nothing unlisted is there', () => {
@@ -48,6 +50,20 @@ test('vendor: every file matches its MANIFEST hash, and nothing unlisted is ther
   assert.deepEqual(unlisted, [], 'files in web/vendor that MANIFEST.txt does not list');
   for (const dir of ['ts-mls', 'hpke-core', 'hpke-common', 'noble-ciphers', 'noble-hashes']) {
     assert.ok(entries.has(`${dir}/LICENSE`), `${dir}/LICENSE is vendored`);
+  }
+});
+
+test('vendor: MANIFEST.txt lists every patch of scripts/mls-patches/ with its current hash', () => {
+  const { patches } = manifest();
+  const dir = join(VENDOR, '..', '..', 'scripts', 'mls-patches');
+  const expected = readdirSync(dir).filter((f) => f.endsWith('.patch')).sort()
+    .map((f) => `patch ${f} ${createHash('sha256').update(readFileSync(join(dir, f))).digest('hex')}`);
+  assert.ok(expected.length >= 2, 'the two performance patches are there');
+  assert.deepEqual(patches, expected, 'a patch changed (or was added) without re-running node scripts/vendor-mls.mjs');
+  // each patch marks what it changed in the vendored code
+  for (const f of readdirSync(dir).filter((n) => n.endsWith('.patch'))) {
+    const added = readFileSync(join(dir, f), 'utf8').split('\n').filter((l) => l.startsWith('+') && !l.startsWith('+++'));
+    assert.ok(added.some((l) => l.includes('Conclave patch')), `${f} marks its change with "Conclave patch"`);
   }
 });
 

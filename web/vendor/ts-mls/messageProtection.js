@@ -63,9 +63,7 @@ export async function protectProposal(signKey, senderDataSecret, p, authenticate
     return { privateMessage: protectResult.privateMessage, newSecretTree, proposalRef, consumed: protectResult.consumed };
 }
 export async function protect(senderDataSecret, authenticatedData, groupContext, secretTree, content, leafIndex, config, cs) {
-    const node = secretTree[leafToNodeIndex(toLeafIndex(leafIndex))];
-    if (node === undefined)
-        throw new InternalError("Bad node index for secret tree");
+    // Conclave patch (lazy secret tree): consumeRatchet derives the node, or throws for a bad index
     const { newTree, generation, reuseGuard, nonce, key, consumed } = await consumeRatchet(secretTree, leafToNodeIndex(toLeafIndex(leafIndex)), content.contentType, cs);
     const aad = {
         groupId: groupContext.groupId,
