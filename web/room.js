@@ -449,9 +449,9 @@ export function showRoom(room) {
     });
     current.on('chat', (message) => {
       const from = roster.nameOf(message.from) ?? t('someone');
-      /** @param {string} text */
-      const show = (text) => {
-        if (session === current && chat.receive(from, text, message.private)) {
+      /** @param {string} text @param {boolean} [isPrivate] */
+      const show = (text, isPrivate = message.private) => {
+        if (session === current && chat.receive(from, text, isPrivate)) {
           announce('chatNewMessage', { name: from });
         }
       };
@@ -461,7 +461,8 @@ export function showRoom(room) {
         show(encryption ? t('chatNotEncrypted', { text: message.text }) : message.text);
       } else if (encryption && message.ciphertext !== null) {
         encryption.decrypt(message.from, message.ciphertext).then(
-          ({ text, senderMatches }) => show(senderMatches ? text : t('chatSenderMismatch', { text })),
+          // private is what the sender sealed, not what the server says
+          (m) => show(m.senderMatches ? m.text : t('chatSenderMismatch', { text: m.text }), m.private),
           (err) => {
             console.warn('conclave: chat not decrypted', err);
             show(t('chatUndecryptable'));
@@ -501,7 +502,7 @@ export function showRoom(room) {
       showAlert('chatNotReady');
       return false;
     }
-    encryption.encrypt(text).then(
+    encryption.encrypt(text, to).then(
       (ciphertext) => {
         if (session === current) current.sendEncryptedChat(ciphertext, to ?? undefined);
       },

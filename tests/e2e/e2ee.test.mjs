@@ -271,6 +271,21 @@ test('three participants with E2EE decode each other; without the keys nothing d
     }
     const chatFrame = JSON.parse(sent[0].slice(4));
     assert.ok(!Buffer.from(chatFrame.ciphertext, 'base64').includes(Buffer.from('4711')));
+
+    // A private message: sealed to the addressee's leaf (tests/web/e2ee-group.test.mjs shows
+    // that another member cannot open it); Bea shows it as private, Cy never gets it.
+    const whisper = 'Only for Bea: the code word is marmalade';
+    await a.page.locator('#chat-to').selectOption(ids[1]);
+    await a.page.getByLabel('Message', { exact: true }).fill(whisper);
+    await a.page.getByRole('button', { name: 'Send', exact: true }).click();
+    await waitFor('Bea to show the private message', () =>
+      b.page.evaluate((text) => [...document.querySelectorAll('#chat-log [data-private="true"]')].some((e) => e.textContent?.includes(text)), whisper),
+    );
+    const sentPrivate = a.logs.filter((l) => l.startsWith('ws> ') && l.includes('"chat"')).map((l) => JSON.parse(l.slice(4)));
+    assert.equal(sentPrivate.length, 2);
+    assert.equal(sentPrivate[1].to, ids[1]);
+    assert.ok(!Buffer.from(sentPrivate[1].ciphertext, 'base64').includes(Buffer.from('marmalade')), 'the private chat frame contains the plaintext');
+    assert.ok(!(await c.page.evaluate((text) => document.querySelector('#chat-log')?.textContent?.includes(text) ?? false, whisper)), 'Cy shows the private message');
   });
 });
 

@@ -220,7 +220,7 @@ test('chat: encrypt/decrypt round trip, sender check, garbage, and a message fro
   const raw = Buffer.from(ct, 'base64');
   assert.equal(raw.indexOf(Buffer.from('platypus')), -1, 'the ciphertext contains the plaintext');
   const got = await b.decryptChat('a', ct);
-  assert.deepEqual(got, { text, epoch: 1, sender: { leaf: a.ownLeaf, participant: 'a', name: 'Alice' }, senderMatches: true });
+  assert.deepEqual(got, { text, private: false, epoch: 1, sender: { leaf: a.ownLeaf, participant: 'a', name: 'Alice' }, senderMatches: true });
   // the same message again (replay) is refused: its key is used up
   await assert.rejects(b.decryptChat('a', ct), /cannot be decrypted/);
   const ct2 = await a.encryptChat('second');
@@ -242,6 +242,48 @@ test('chat: encrypt/decrypt round trip, sender check, garbage, and a message fro
   assert.equal(late.epoch, 1);
   // the newcomer cannot read it (earlier epoch)
   await assert.rejects(c.decryptChat('b', old), /cannot be decrypted/);
+  for (const g of [a, b, c]) g.close();
+});
+
+test('private chat: only the addressee can open it, also after its own commit changed its leaf key', async () => {
+  const ds = new DeliveryService();
+  // Bob first: he has rank 0, so he commits the removal below (and gets a new leaf key)
+  const b = await ds.join('b', 'Bob');
+  await ds.settled();
+  const a = await ds.join('a', 'Alice');
+  await ds.settled();
+  const c = await ds.join('c', 'Carol');
+  await ds.settled();
+  const secret = 'only for bob: the platypus sleeps at noon';
+  const ct = await a.encryptChat(secret, 'b');
+  assert.equal(Buffer.from(ct, 'base64').indexOf(Buffer.from('platypus')), -1, 'the ciphertext contains the plaintext');
+  // a server that routes it to Carol as well: she is in the group (the MLS layer opens), but
+  // the text is sealed to Bob's leaf
+  await assert.rejects(c.decryptChat('a', ct), /private message for b, not for us/);
+  const got = await b.decryptChat('a', ct);
+  assert.equal(got.text, secret);
+  assert.equal(got.private, true);
+  assert.equal(got.senderMatches, true);
+  // a group message is not private
+  assert.equal((await b.decryptChat('a', await a.encryptChat('to all'))).private, false);
+  // to someone without a leaf: a clear error
+  await assert.rejects(a.encryptChat('hi', 'nobody'), /nobody has no leaf in the E2EE group/);
+  await assert.rejects(a.encryptChat('hi', 'a'), /a has no leaf/, 'not to oneself');
+
+  // sealed to Bob's leaf key of this epoch; then Bob commits Carol's removal, which gives him a
+  // new leaf key: he opens it with the key of the epoch it was sealed in
+  const before = await a.encryptChat('sealed before bob committed', 'b');
+  const epoch = b.epoch;
+  ds.leave('c');
+  await waitFor(() => a.epoch === epoch + 1 && b.epoch === epoch + 1, 'the remove commit');
+  assert.equal(ds.commits.at(-1).from, 'b', 'Bob (rank 0) committed the removal');
+  const late = await b.decryptChat('a', before);
+  assert.equal(late.text, 'sealed before bob committed');
+  assert.equal(late.epoch, epoch);
+  // and the other way round, in the new epoch; Carol, removed, cannot open anything new
+  const back = await b.encryptChat('for alice', 'a');
+  assert.equal((await a.decryptChat('b', back)).text, 'for alice');
+  await assert.rejects(c.decryptChat('b', back), /not a member|cannot be decrypted/);
   for (const g of [a, b, c]) g.close();
 });
 

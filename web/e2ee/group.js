@@ -41,11 +41,18 @@
 //
 // Chat is an MLS application message. ts-mls keeps the receiver secrets of the last 4 epochs
 // (defaultKeyRetentionConfig.retainKeysForEpochs), so a message sent just before a commit
-// still decrypts after it.
+// still decrypts after it. Its plaintext starts with one byte: CHAT_TO_GROUP, then the UTF-8
+// text; or CHAT_PRIVATE, then UTF-8 JSON {"to": participant id, "sealed": [{"leaf", "kem",
+// "ct"}]}: the text sealed with HPKE (RFC 9420 EncryptWithLabel, PRIVATE_CHAT_LABEL) to the
+// leaf encryption key of each of the addressee's leaves, the context binding group, epoch,
+// sender leaf and recipient leaf. The group layer still authenticates the sender; only the
+// addressee can open the text. Own leaf private keys of the last LEAF_KEY_EPOCHS epochs are
+// kept for messages sealed before our own commit changed our leaf key.
 
 import * as mls from '../vendor/ts-mls/index.js';
 import { decryptSenderData } from '../vendor/ts-mls/privateMessage.js';
 import { ratchetTreeFromExtension } from '../vendor/ts-mls/groupInfo.js';
+import { encryptWithLabel, decryptWithLabel } from '../vendor/ts-mls/crypto/hpke.js';
 import { withFastHashing } from './hashing.js';
 
 /** @typedef {import('../vendor/ts-mls/index.js').ClientState} ClientState */
@@ -67,6 +74,15 @@ export const SFRAME_EXPORTER_LABEL = 'SFrame 1.0 Base Key';
 /** AEAD.Nk of the SFrame suite AES_128_GCM_SHA256_128 */
 export const SFRAME_BASE_KEY_BYTES = 16;
 export const SAS_INFO = 'conclave sas v1';
+/** RFC 9420 §5.1.3 EncryptWithLabel label of a private chat message (to one participant's leaves) */
+export const PRIVATE_CHAT_LABEL = 'conclave private chat';
+/** First byte of a chat application message's plaintext: UTF-8 text to the group follows, or
+ * a private envelope (UTF-8 JSON, see encryptChat) */
+export const CHAT_TO_GROUP = 0;
+export const CHAT_PRIVATE = 1;
+/** Own leaf HPKE private keys kept for private chat sealed in earlier epochs (as ts-mls keeps
+ * the last 4 epochs' receiver secrets) */
+const LEAF_KEY_EPOCHS = 4;
 /** the member of rank r removes stale leaves after r x this */
 export const REMOVE_STAGGER_MS = 1500;
 /** A commit or group the server has not answered after this long was dropped (by the rate
@@ -137,6 +153,21 @@ function bytesEqual(a, b) {
   return true;
 }
 
+/** @param {Uint8Array} bytes @param {string} what */
+function decodeUtf8(bytes, what) {
+  try {
+    return td.decode(bytes);
+  } catch {
+    throw new Error(`${what} is not UTF-8`);
+  }
+}
+
+/** The HPKE context of a private chat message: it is bound to the group, the epoch and both leaves.
+ * @param {Uint8Array} groupId @param {number} epoch @param {number} senderLeaf @param {number} recipientLeaf */
+function privateChatContext(groupId, epoch, senderLeaf, recipientLeaf) {
+  return te.encode(JSON.stringify(['conclave private chat v1', toBase64(groupId), epoch, senderLeaf, recipientLeaf]));
+}
+
 /** leaves of a ratchet tree: [{leaf, identity, signatureKey}]
  * @param {RatchetTree} tree */
 function leavesOf(tree) {
@@ -164,6 +195,7 @@ export class E2eeGroup {
   /** @type {Pending | null} */ #pending = null;
   /** @type {Map<string, string> | null} participant id -> display name; null until setPresent() */ #present = null;
   /** @type {Map<string, number>} signature key (base64) -> epoch in which this client first saw the leaf */ #seen = new Map();
+  /** @type {Map<number, {leaf: number, key: Uint8Array}>} epoch -> our leaf and its HPKE private key in that epoch (private chat) */ #leafKeys = new Map();
   /** @type {Map<string, number>} stale leaf key -> time it became stale */ #staleSince = new Map();
   /** @type {ReturnType<typeof setTimeout> | null} */ #timer = null;
   #queue = Promise.resolve();
@@ -375,7 +407,7 @@ export class E2eeGroup {
     this.#changed();
   }
 
-  /** after every new state: remember new leaves, tell the page, check for stale leaves */
+  /** after every new state: remember new leaves and our leaf key, tell the page, check for stale leaves */
   #changed() {
     const state = this.#state;
     if (state) {
@@ -383,6 +415,10 @@ export class E2eeGroup {
         const key = toBase64(l.signatureKey);
         if (!this.#seen.has(key)) this.#seen.set(key, Number(state.groupContext.epoch));
       }
+      const epoch = Number(state.groupContext.epoch);
+      const leafKey = state.privatePath.privateKeys[state.privatePath.leafIndex * 2];
+      if (leafKey) this.#leafKeys.set(epoch, { leaf: state.privatePath.leafIndex, key: leafKey });
+      for (const e of this.#leafKeys.keys()) if (e <= epoch - LEAF_KEY_EPOCHS || e > epoch) this.#leafKeys.delete(e);
     }
     this.#onChange();
     this.#scheduleRemoval();
@@ -457,12 +493,40 @@ export class E2eeGroup {
     this.#sendPending({ type: 'mls_commit', epoch, commit: toBase64(mls.encodeMlsMessage(res.commit)), group_info: await this.#groupInfoOf(res.newState) });
   }
 
-  /** @param {string} text @returns {Promise<string>} base64 MLSMessage (PrivateMessage) */
-  encryptChat(text) {
+  /**
+   * @param {string} text
+   * @param {string | null} [to] a participant id: only that participant can read it
+   * @returns {Promise<string>} base64 MLSMessage (PrivateMessage)
+   */
+  encryptChat(text, to = null) {
     return /** @type {Promise<string>} */ (this.#enqueue(async () => {
       const state = this.#state;
       if (!state) throw new Error('not a member of the E2EE group (yet): chat cannot be encrypted');
-      const { newState, privateMessage } = await mls.createApplicationMessage(state, te.encode(text), this.#impl);
+      const body = te.encode(text);
+      let plaintext;
+      if (to === null) {
+        plaintext = new Uint8Array(body.length + 1);
+        plaintext[0] = CHAT_TO_GROUP;
+        plaintext.set(body, 1);
+      } else {
+        const own = state.privatePath.leafIndex;
+        const epoch = Number(state.groupContext.epoch);
+        const leaves = leavesOf(state.ratchetTree).filter((l) => l.leaf !== own && l.who?.participant === to);
+        if (leaves.length === 0) throw new Error(`${to} has no leaf in the E2EE group (yet): a private message cannot be encrypted to them`);
+        const sealed = [];
+        for (const l of leaves) {
+          const node = /** @type {any} */ (state.ratchetTree[l.leaf * 2]);
+          const publicKey = await this.#impl.hpke.importPublicKey(node.leaf.hpkePublicKey);
+          const context = privateChatContext(state.groupContext.groupId, epoch, own, l.leaf);
+          const { ct, enc } = await encryptWithLabel(publicKey, PRIVATE_CHAT_LABEL, context, body, this.#impl.hpke);
+          sealed.push({ leaf: l.leaf, kem: toBase64(enc), ct: toBase64(ct) });
+        }
+        const envelope = te.encode(JSON.stringify({ to, sealed }));
+        plaintext = new Uint8Array(envelope.length + 1);
+        plaintext[0] = CHAT_PRIVATE;
+        plaintext.set(envelope, 1);
+      }
+      const { newState, privateMessage } = await mls.createApplicationMessage(state, plaintext, this.#impl);
       this.#state = newState;
       return toBase64(mls.encodeMlsMessage({ version: 'mls10', wireformat: 'mls_private_message', privateMessage }));
     }));
@@ -471,7 +535,7 @@ export class E2eeGroup {
   /**
    * @param {string} from the participant id the server says sent it
    * @param {string} b64 base64 MLSMessage
-   * @returns {Promise<{text: string, epoch: number, sender: {leaf: number, participant: string, name: string}, senderMatches: boolean}>}
+   * @returns {Promise<{text: string, private: boolean, epoch: number, sender: {leaf: number, participant: string, name: string}, senderMatches: boolean}>}
    */
   decryptChat(from, b64) {
     return /** @type {Promise<any>} */ (this.#enqueue(async () => {
@@ -504,19 +568,50 @@ export class E2eeGroup {
       const node = keys.ratchetTree[senderData.leafIndex * 2];
       const cred = node && node.nodeType === 'leaf' ? node.leaf.credential : null;
       const who = cred && cred.credentialType === 'basic' ? parseIdentity(cred.identity) : null;
+      const plaintext = result.message;
       let text;
-      try {
-        text = td.decode(result.message);
-      } catch {
-        throw new Error('chat plaintext is not UTF-8');
-      }
+      let isPrivate = false;
+      if (plaintext[0] === CHAT_TO_GROUP) text = decodeUtf8(plaintext.subarray(1), 'chat plaintext');
+      else if (plaintext[0] === CHAT_PRIVATE) {
+        isPrivate = true;
+        text = await this.#openPrivate(plaintext.subarray(1), pm.groupId, Number(pm.epoch), senderData.leafIndex);
+      } else throw new Error(`chat plaintext of an unknown kind ${plaintext[0]}`);
       return {
         text,
+        private: isPrivate,
         epoch: Number(pm.epoch),
         sender: { leaf: senderData.leafIndex, participant: who?.participant ?? '', name: who?.name ?? '' },
         senderMatches: who !== null && who.participant === from,
       };
     }));
+  }
+
+  /**
+   * The text of a private envelope, if one of its entries is sealed to our leaf of `epoch`.
+   * @param {Uint8Array} bytes @param {Uint8Array} groupId @param {number} epoch @param {number} senderLeaf
+   */
+  async #openPrivate(bytes, groupId, epoch, senderLeaf) {
+    /** @type {any} */
+    let env;
+    try {
+      env = JSON.parse(decodeUtf8(bytes, 'private chat envelope'));
+    } catch (err) {
+      throw new Error(`garbled private chat envelope: ${err instanceof Error ? err.message : err}`);
+    }
+    if (!env || typeof env.to !== 'string' || !Array.isArray(env.sealed)) throw new Error('garbled private chat envelope');
+    if (env.to !== this.participant) throw new Error(`private message for ${env.to}, not for us`);
+    const own = this.#leafKeys.get(epoch);
+    if (!own) throw new Error(`private message from epoch ${epoch}: our leaf key of that epoch is not kept`);
+    const entry = env.sealed.find((/** @type {any} */ e) => e && e.leaf === own.leaf);
+    if (!entry || typeof entry.kem !== 'string' || typeof entry.ct !== 'string') throw new Error('private message not sealed to our leaf');
+    const privateKey = await this.#impl.hpke.importPrivateKey(own.key);
+    let body;
+    try {
+      body = await decryptWithLabel(privateKey, PRIVATE_CHAT_LABEL, privateChatContext(groupId, epoch, senderLeaf, own.leaf), fromBase64(entry.kem), fromBase64(entry.ct), this.#impl.hpke);
+    } catch (err) {
+      throw new Error(`private message cannot be opened: ${err instanceof Error ? err.message : err}`);
+    }
+    return decodeUtf8(body, 'private chat text');
   }
 
   /** The MLS roster (the leaves), with whether each matches a present participant of the same name.

@@ -221,21 +221,25 @@ export class MeetingE2ee {
     return this.#group?.member === true;
   }
 
-  /** @param {string} text @returns {Promise<string>} */
-  encrypt(text) {
+  /**
+   * @param {string} text
+   * @param {string | null} [to] a participant id: sealed so that only they can read it
+   * @returns {Promise<string>}
+   */
+  encrypt(text, to = null) {
     if (!this.#group) return Promise.reject(new Error('no E2EE group yet'));
-    return this.#group.encryptChat(text);
+    return this.#group.encryptChat(text, to);
   }
 
   /**
    * @param {string} from
    * @param {string} ciphertext
-   * @returns {Promise<{text: string, senderMatches: boolean}>}
+   * @returns {Promise<{text: string, private: boolean, senderMatches: boolean}>}
    */
   async decrypt(from, ciphertext) {
     if (!this.#group) throw new Error('no E2EE group yet');
     const m = await this.#group.decryptChat(from, ciphertext);
-    return { text: m.text, senderMatches: m.senderMatches };
+    return { text: m.text, private: m.private, senderMatches: m.senderMatches };
   }
 
   close() {
