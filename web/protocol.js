@@ -789,7 +789,7 @@ export class ConclaveSession extends EventTarget {
     await pc.setRemoteDescription({ type: 'offer', sdp: msg.sdp });
     // In the same task as the transceivers appeared: no await before this (see
     // E2EE_SELF_CHECK_MS for what a late script transform does).
-    if (this.#frameCrypto) this.#protectTransceivers(pc, this.#frameCrypto);
+    if (this.#frameCrypto) this.#protectTransceivers(pc, this.#frameCrypto, msg.tracks ?? {});
     this.#slots = new Map();
     for (const source of SOURCES) {
       const mid = msg.slots[source];
@@ -824,12 +824,17 @@ export class ConclaveSession extends EventTarget {
 
   /**
    * Attach the frame transforms to every transceiver that has none yet, and allow only VP8
-   * (with rtx/red/ulpfec) for video. Synchronous: it must run in the task in which
-   * setRemoteDescription created the transceivers.
+   * (with rtx/red/ulpfec) for video. Tell every receiver who publishes what it receives, from
+   * this offer's `tracks` (null for a mid it does not list: an upstream slot, or a stopped
+   * track): the worker decodes a frame only if its KID's leaf belongs to that participant in
+   * the MLS group, so a server that labels one member's track as another's gets nothing
+   * shown. Synchronous: it must run in the task in which setRemoteDescription created the
+   * transceivers, so that no frame reaches a receiver before its publisher is set.
    * @param {RTCPeerConnection} pc
    * @param {FrameCrypto} fc
+   * @param {Record<string, TrackInfo>} tracks
    */
-  #protectTransceivers(pc, fc) {
+  #protectTransceivers(pc, fc, tracks) {
     /** @type {RTCRtpCodec[] | null} */
     let videoCodecs = null;
     for (const t of pc.getTransceivers()) {
@@ -838,6 +843,8 @@ export class ConclaveSession extends EventTarget {
       if (kind !== 'audio' && kind !== 'video') continue;
       fc.attachSender(t.sender, kind);
       fc.attachReceiver(t.receiver, kind);
+      const info = t.mid !== null && Object.hasOwn(tracks, t.mid) ? tracks[t.mid] : undefined;
+      fc.setPublisher(t.receiver, typeof info?.participant === 'string' && info.participant !== '' ? info.participant : null);
       if (kind === 'video') {
         videoCodecs ??= e2eeVideoCodecs();
         t.setCodecPreferences(videoCodecs);

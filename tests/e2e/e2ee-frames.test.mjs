@@ -2,7 +2,10 @@
 // and /e2ee/frames.js from the server and drives a ConclaveSession directly, with the fake
 // camera and microphone and a fixed epoch key (no MLS here).
 //
-// A and B share the key (leaves 0 and 1) and must decode each other. C has another secret:
+// A and B share the key (leaves 0 and 1) and must decode each other. Without MLS, the pages
+// make up the leaf -> participant map that MLS would give (LEAVES, by name): once everyone has
+// joined, each page sets the key again with that map (before that no receiver can check a
+// sender, so nothing decodes). C has another secret:
 // it must decode no video from them, and its worker must count the drops. D has no
 // FrameCrypto at all, a tap on what the SFU forwards: it must decode no video either.
 // Then A and B move to a new epoch 0.3 s apart and decoding must go on (the longest gap in
@@ -24,6 +27,29 @@ import {
 } from './helpers.mjs';
 
 const suite = serverAndBrowser();
+
+/** The MLS leaf each page plays, by name (what an MLS tree would bind to its participant). */
+const LEAVES = { A: 0, B: 1, C: 2 };
+
+/**
+ * Set `epoch`'s key on `p`'s page (leaf of its own name), with the senders map built from the
+ * participant ids its session knows (itself included) and LEAVES.
+ * @param {import('./helpers.mjs').Participant} p
+ * @param {number} epoch
+ * @param {string} secretHex
+ */
+function setKeyWithSenders(p, epoch, secretHex) {
+  return p.page.evaluate(
+    async ([e, hex, leaves]) => {
+      const t = /** @type {any} */ (window).t;
+      const secret = Uint8Array.from(String(hex).match(/../g) ?? [], (h) => parseInt(h, 16));
+      const ids = [{ id: t.session.id, name: t.name }, ...t.session.participants];
+      const senders = ids.filter((q) => q.name in leaves).map((q) => ({ leaf: leaves[q.name], participant: q.id }));
+      await t.fc.setKey({ epoch: Number(e), secret, leaf: leaves[t.name], senders });
+    },
+    /** @type {const} */ ([epoch, secretHex, LEAVES]),
+  );
+}
 
 /**
  * @typedef {object} PageSetup
@@ -65,7 +91,8 @@ async function joinWithSession(p, setup) {
       fc = new FrameCrypto(s.mode);
       session.setFrameCrypto(fc);
       const secret = Uint8Array.from(s.secret.match(/../g) ?? [], (h) => parseInt(h, 16));
-      await fc.setKey({ epoch: 0, secret, leaf: s.leaf });
+      // No senders yet (no participant ids before joining): see setKeyWithSenders.
+      await fc.setKey({ epoch: 0, secret, leaf: s.leaf, senders: [] });
     }
     const stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 640, height: 360 } });
     const [audio] = stream.getAudioTracks();
@@ -73,7 +100,7 @@ async function joinWithSession(p, setup) {
     session.setSource('microphone', audio);
     if (!s.cameraLater) session.setSource('camera', video);
     await session.join(s.room, s.name);
-    /** @type {any} */ (window).t = { session, fc, errors, video };
+    /** @type {any} */ (window).t = { session, fc, errors, video, name: s.name };
     if (s.cameraLater) {
       await new Promise((r) => setTimeout(r, 1500));
       await session.setSource('camera', video);
@@ -184,15 +211,9 @@ async function keyChange(mode, a, b, epoch, secretHex, staggerMs) {
   const samplesA = sample(a, 'B');
   const samplesB = sample(b, 'A');
   await sleep(1500);
-  const newSecret = secretHex;
-  const setKey = (/** @type {import('./helpers.mjs').Participant} */ p, /** @type {number} */ leaf) =>
-    p.page.evaluate(async ([hex, l, e]) => {
-      const secret = Uint8Array.from(String(hex).match(/../g) ?? [], (h) => parseInt(h, 16));
-      await /** @type {any} */ (window).t.fc.setKey({ epoch: Number(e), secret, leaf: Number(l) });
-    }, [newSecret, leaf, epoch]);
-  await setKey(a, 0);
+  await setKeyWithSenders(a, epoch, secretHex);
   await sleep(staggerMs);
-  await setKey(b, 1);
+  await setKeyWithSenders(b, epoch, secretHex);
   for (const [label, points] of [['A (from B)', await samplesA], ['B (from A)', await samplesB]]) {
     let gap = 0;
     let lastT = points[0][0];
@@ -242,6 +263,10 @@ async function scenario(mode) {
     await joinWithSession(b, { room, name: 'B', secret, leaf: 1, mode, cameraLater: true });
     await joinWithSession(c, { room, name: 'C', secret: other, leaf: 2, mode, cameraLater: false });
     await joinWithSession(d, { room, name: 'D', secret: null, leaf: 0, mode, cameraLater: false });
+    // Everyone is in: the same epoch again, now with who is who (for the receivers' KID check).
+    await setKeyWithSenders(a, 0, secret);
+    await setKeyWithSenders(b, 0, secret);
+    await setKeyWithSenders(c, 0, other);
 
     // A and B decode each other's video, and it keeps growing; audio is decrypted and played.
     for (const [p, from] of [[a, 'B'], [b, 'A']]) {
@@ -345,7 +370,7 @@ test('a video sender whose frames bypass the worker is stopped with e2ee_not_enc
       session.on('error', (x) => errors.push(x));
       const fc = new LateFrameCrypto('script');
       session.setFrameCrypto(fc);
-      await fc.setKey({ epoch: 0, secret: new Uint8Array(16).fill(7), leaf: 0 });
+      await fc.setKey({ epoch: 0, secret: new Uint8Array(16).fill(7), leaf: 0, senders: [] });
       const stream = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 360 } });
       session.setSource('camera', stream.getVideoTracks()[0]);
       await session.join(roomId, 'E');

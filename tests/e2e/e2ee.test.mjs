@@ -6,7 +6,9 @@
 //   the SAS is the same on every page, and confirming it marks the others verified;
 // - after one participant leaves, the others move to a new epoch and their media keeps
 //   decoding across the change (the longest freeze is printed, not asserted);
-// - a browser without encoded transforms is told why it cannot join, and does not connect.
+// - a browser without encoded transforms is told why it cannot join, and does not connect;
+// - a server that labels one member's camera as another member's track gets nothing of it
+//   decoded: the receiver checks the KID's leaf against the MLS tree (web/e2ee/kid.js).
 // The man-in-the-middle SAS test is in tests/web/e2ee-group.test.mjs (two groups, one DS).
 
 import { test } from 'node:test';
@@ -139,6 +141,7 @@ async function joinWithoutKeys(p, room, kind) {
             .pipeTo(writable)
             .catch(() => {});
         },
+        setPublisher: () => {},
         framesSeen: async () => 1,
       };
       let fc = null;
@@ -359,5 +362,185 @@ test('a browser without encoded transforms is told why it cannot join and does n
     await p.page.getByRole('alert').filter({ hasText: 'cannot encrypt audio and video' }).waitFor({ state: 'visible' });
     assert.equal(p.logs.filter((l) => l.startsWith('ws> ')).length, 0, 'the page sent something to the server');
     assert.ok(await p.page.getByRole('button', { name: 'Join', exact: true }).isVisible());
+  });
+});
+
+/**
+ * Every receiver of `p`'s page: what the session says it carries, what the decoder made of
+ * it, and what its E2EE transform passed on.
+ * @param {import('./helpers.mjs').Participant} p
+ * @returns {Promise<{mid: string, kind: string, participant: string | null, source: string | null, framesDecoded: number, packetsReceived: number, transform: {frames: number, passed: number} | null}[]>}
+ */
+function receivers(p) {
+  return p.page.evaluate(async () => {
+    const { session } = /** @type {any} */ (window).conclave;
+    const pc = /** @type {RTCPeerConnection} */ (session.pc);
+    const fc = session.frameCrypto;
+    const map = session.trackMap;
+    /** @type {any[]} */
+    const out = [];
+    for (const t of pc.getTransceivers()) {
+      if (t.mid === null || !map[t.mid]) continue;
+      let framesDecoded = 0;
+      let packetsReceived = 0;
+      (await t.receiver.getStats()).forEach((/** @type {any} */ s) => {
+        if (s.type === 'inbound-rtp') {
+          framesDecoded = s.framesDecoded ?? 0;
+          packetsReceived = s.packetsReceived ?? 0;
+        }
+      });
+      const ts = await fc.transformStats(t.receiver);
+      out.push({
+        mid: t.mid,
+        kind: t.receiver.track.kind,
+        participant: map[t.mid].participant,
+        source: map[t.mid].source,
+        framesDecoded,
+        packetsReceived,
+        transform: ts ? { frames: ts.frames, passed: ts.passed } : null,
+      });
+    }
+    return out;
+  });
+}
+
+/**
+ * Re-label, in `p`'s page, the receiver of `mid` as published by `participant` (what a
+ * misattributing offer would do).
+ * @param {import('./helpers.mjs').Participant} p
+ * @param {string} mid
+ * @param {string} participant
+ */
+function relabel(p, mid, participant) {
+  return p.page.evaluate(
+    ([m, who]) => {
+      const { session } = /** @type {any} */ (window).conclave;
+      const t = /** @type {RTCPeerConnection} */ (session.pc).getTransceivers().find((x) => x.mid === m);
+      session.frameCrypto.setPublisher(t?.receiver, who);
+    },
+    [mid, participant],
+  );
+}
+
+/** @param {import('./helpers.mjs').Participant} p */
+function workerStats(p) {
+  return p.page.evaluate(() => /** @type {any} */ (window).conclave.e2ee.frames.stats());
+}
+
+test('a track the server attributes to another member decodes nothing; the correctly attributed ones keep decoding', { timeout: TEST_TIMEOUT_MS * 2 }, async () => {
+  await withParticipants('e2ee-misattributed', suite.server, async (ps) => {
+    const room = randomRoomId();
+    const roomUrl = `${suite.server.url}/r/${room}`;
+    /** @type {string[]} */
+    const ids = [];
+    for (const label of ['Ada', 'Bob']) {
+      const p = await openParticipant(suite.browser, roomUrl, { label });
+      ps.push(p);
+      ids.push(await joinMeeting(p));
+      await setToggles(p, ['Microphone', 'Camera'], true);
+    }
+    // Cy's "server" lies: every offer it gets labels Ada's camera as Bob's screen share (the
+    // WebSocket is wrapped before the page loads; the page itself is unchanged).
+    const cy = await openParticipant(suite.browser, roomUrl, {
+      label: 'Cy',
+      beforeOpen: (context) =>
+        context.addInitScript(() => {
+          const w = /** @type {any} */ (window);
+          const Native = w.WebSocket;
+          /** @type {Map<string, string>} */
+          const names = new Map();
+          /** @type {string[]} */
+          const relabelled = [];
+          w.relabelled = relabelled;
+          /** @param {string} text */
+          const rewrite = (text) => {
+            let msg;
+            try {
+              msg = JSON.parse(text);
+            } catch {
+              return text;
+            }
+            if (msg?.type === 'joined') for (const q of msg.participants ?? []) names.set(q.id, q.name);
+            if (msg?.type === 'participant_joined') names.set(msg.participant.id, msg.participant.name);
+            if (msg?.type !== 'offer' || !msg.tracks) return text;
+            const bob = [...names].find(([, n]) => n === 'Bob')?.[0];
+            for (const [mid, info] of Object.entries(msg.tracks)) {
+              const i = /** @type {any} */ (info);
+              if (bob && names.get(i.participant) === 'Ada' && i.source === 'camera') {
+                msg.tracks[mid] = { participant: bob, source: 'screen' };
+                if (!relabelled.includes(mid)) relabelled.push(mid);
+              }
+            }
+            return JSON.stringify(msg);
+          };
+          w.WebSocket = class extends Native {
+            /** @param {string} type @param {any} listener @param {any} [options] */
+            addEventListener(type, listener, options) {
+              if (type !== 'message' || typeof listener !== 'function') return super.addEventListener(type, listener, options);
+              return super.addEventListener(
+                type,
+                (/** @type {MessageEvent} */ ev) =>
+                  listener.call(this, typeof ev.data === 'string' ? new MessageEvent('message', { data: rewrite(ev.data) }) : ev),
+                options,
+              );
+            }
+          };
+        }),
+    });
+    ps.push(cy);
+    ids.push(await joinMeeting(cy));
+    const [ada, bob] = ps;
+    await expectOneGroup([ada, bob, cy], ids);
+    // Honest attribution: Ada's camera decodes at Bob's.
+    await expectMediaFrom(bob, [ids[0]]);
+
+    const [mid] = await cy.page.evaluate(() => /** @type {any} */ (window).relabelled);
+    assert.equal(typeof mid, 'string', 'the lying offer relabelled no track');
+    // Wait until Cy has received plenty of Ada's camera, and decodes Bob's camera.
+    const seen = await waitFor("Cy to receive Ada's camera (as Bob's screen) and decode Bob's camera", async () => {
+      const rs = await receivers(cy);
+      const lied = rs.find((r) => r.mid === mid);
+      const bobCam = rs.find((r) => r.participant === ids[1] && r.source === 'camera');
+      return lied && bobCam && lied.packetsReceived > 300 && (lied.transform?.frames ?? 0) > 100 && bobCam.framesDecoded > 30 ? rs : null;
+    }, { timeout: 40_000 });
+    const before = await workerStats(cy);
+    await sleep(2000);
+    const rs = await receivers(cy);
+    const w = await workerStats(cy);
+    console.log('Cy receivers:', JSON.stringify(rs));
+    console.log('Cy worker decrypt:', JSON.stringify(w.decrypt));
+    const lied = /** @type {any} */ (rs.find((r) => r.mid === mid));
+    assert.equal(lied.participant, ids[1], "Cy's session shows Ada's camera as Bob's");
+    assert.equal(lied.framesDecoded, 0, `Cy decoded ${lied.framesDecoded} frames of the misattributed track`);
+    assert.equal(lied.transform.passed, 0, 'the worker passed frames of the misattributed track');
+    assert.ok(lied.transform.frames > 100, `too few frames reached the worker to mean anything: ${lied.transform.frames}`);
+    assert.ok(w.decrypt.video.droppedWrongSender > before.decrypt.video.droppedWrongSender, 'the worker counts the frames of the wrong sender');
+    assert.equal(w.decrypt.audio.droppedWrongSender, 0, 'audio was dropped as the wrong sender');
+    assert.equal(w.decrypt.video.droppedNoPublisher + w.decrypt.audio.droppedNoPublisher, 0, 'a receiver had no publisher');
+    // The correctly attributed tracks: Bob's camera keeps decoding; both microphones decrypt.
+    const bobCam = /** @type {any} */ (rs.find((r) => r.participant === ids[1] && r.source === 'camera'));
+    const bobCamBefore = /** @type {any} */ (seen.find((r) => r.mid === bobCam.mid));
+    assert.ok(bobCam.framesDecoded > bobCamBefore.framesDecoded, "Bob's camera stopped decoding");
+    for (const id of [ids[0], ids[1]]) {
+      const mic = rs.find((r) => r.participant === id && r.source === 'microphone');
+      assert.ok((mic?.transform?.passed ?? 0) > 50, `the microphone of ${id} does not decrypt: ${JSON.stringify(mic)}`);
+    }
+
+    // The check, not something else, held the frames back: told the right publisher (the
+    // test's hook), the same receiver decodes Ada's camera.
+    await relabel(cy, mid, ids[0]);
+    await waitFor("Cy to decode Ada's camera once it is attributed to Ada", async () => {
+      const r = (await receivers(cy)).find((x) => x.mid === mid);
+      return r && r.framesDecoded > 10;
+    });
+    // And the other way: Bob's camera, labelled as Ada's, stops passing the worker.
+    const w0 = (await workerStats(cy)).decrypt.video.droppedWrongSender;
+    await relabel(cy, bobCam.mid, ids[0]);
+    await waitFor('the worker to drop Bob\'s camera as the wrong sender', async () => (await workerStats(cy)).decrypt.video.droppedWrongSender > w0);
+    const p0 = (await receivers(cy)).find((x) => x.mid === bobCam.mid)?.transform?.passed;
+    await sleep(2000);
+    const p1 = (await receivers(cy)).find((x) => x.mid === bobCam.mid)?.transform?.passed;
+    console.log(`Bob's camera labelled as Ada's: the worker passed ${p0} frames before, ${p1} after 2 s`);
+    assert.equal(p1, p0, "the worker passed Bob's camera under Ada's name");
   });
 });

@@ -6,6 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { E2eeGroup, REMOVE_STAGGER_MS } from '../../web/e2ee/group.js';
+import { checkSender, makeKid, sendersMap } from '../../web/e2ee/kid.js';
 
 const WAIT_MS = 15_000;
 
@@ -350,5 +351,42 @@ test('a member that missed a commit rejoins by a resync external commit', async 
   await ds.settled(4);
   assert.equal(new Set(await Promise.all([a, b, c, d].map(sasOf))).size, 1);
   assert.deepEqual(b.roster().map((e) => e.participant).sort(), ['a', 'b', 'c', 'd'], 'the old leaf of b is gone');
+  for (const g of [a, b, c, d]) g.close();
+});
+
+test("mediaSecret's senders bind each member's KID to its participant, across a resync", async () => {
+  const ds = new DeliveryService();
+  const a = await ds.join('a', 'Alice');
+  await ds.settled();
+  const b = await ds.join('b', 'Bob');
+  await ds.settled();
+  /** Every member's own KID must pass as itself and fail as anyone else, in every member's view. */
+  const expectBinding = async (/** @type {Map<string, E2eeGroup>} */ members) => {
+    const keys = new Map();
+    for (const [id, g] of members) keys.set(id, await g.mediaSecret());
+    for (const [, view] of keys) {
+      const senders = sendersMap(view.senders);
+      assert.equal(senders.size, members.size, `senders of epoch ${view.epoch}: ${JSON.stringify(view.senders)}`);
+      for (const [id, own] of keys) {
+        assert.equal(own.epoch, view.epoch);
+        const kid = makeKid(own.leaf, own.epoch);
+        for (const other of members.keys()) {
+          assert.equal(checkSender(kid, other, senders), other === id ? 'ok' : 'wrong-sender', `KID of ${id} (leaf ${own.leaf}) shown as ${other}`);
+        }
+      }
+    }
+    return keys;
+  };
+  const before = await expectBinding(new Map([['a', a], ['b', b]]));
+  const oldLeaf = before.get('b').leaf;
+  ds.dropNext.add('b');
+  const c = await ds.join('c', 'Carol'); // b misses this commit
+  await waitFor(() => a.epoch === 2 && c.epoch === 2, 'a and c at epoch 2');
+  const d = await ds.join('d', 'Dan'); // b is out of sync and rejoins with a new leaf
+  await ds.settled(4);
+  const after = await expectBinding(new Map([['a', a], ['b', b], ['c', c], ['d', d]]));
+  // b's frames of the old epoch still check against that epoch's map (kept with its key).
+  assert.equal(checkSender(makeKid(oldLeaf, before.get('a').epoch), 'b', sendersMap(before.get('a').senders)), 'ok');
+  console.log(`b: leaf ${oldLeaf} in epoch ${before.get('b').epoch}, leaf ${after.get('b').leaf} in epoch ${after.get('b').epoch}`);
   for (const g of [a, b, c, d]) g.close();
 });

@@ -9,14 +9,24 @@
 //   late sends PLAINTEXT without any error (docs/e2ee-evaluation.md §1), so the session checks
 //   that every live video sender's frames reach the worker (see ConclaveSession).
 // `mode()` says which one to use in this browser ('streams' where available).
+//
+// Receivers also check who sent a frame (./kid.js): the session tells each receiver which
+// participant publishes its track (`setPublisher`, from signalling), and each epoch's key comes
+// with the leaf -> participant id map of that epoch's MLS ratchet tree. A frame whose KID's
+// leaf is not the publisher's is dropped; a receiver with no publisher decodes nothing.
 
 /** @typedef {'script' | 'streams'} FrameCryptoMode */
 /** @typedef {'audio' | 'video'} MediaKind */
 
 /**
  * The epoch key: `secret` is the epoch's SFrame base key (MLS-Exporter("SFrame 1.0 Base Key",
- * "", 16)), `leaf` our own MLS leaf index, which makes our KID.
- * @typedef {{epoch: number, secret: Uint8Array, leaf: number}} EpochKey
+ * "", 16)), `leaf` our own MLS leaf index, which makes our KID. `senders` lists every leaf of
+ * the epoch's ratchet tree with the participant id in its credential (from the MLS state,
+ * never from the server's participant list): receivers decode a frame only when its KID's
+ * leaf belongs to the track's publisher. Leaves without a readable credential are left out
+ * (their frames decode nowhere).
+ * @typedef {import('./kid.js').EpochSender} EpochSender
+ * @typedef {{epoch: number, secret: Uint8Array, leaf: number, senders: EpochSender[]}} EpochKey
  */
 
 /**
@@ -27,6 +37,9 @@
  * @property {number} droppedNoKey Sender: no key yet. Receiver: no key for the frame's KID.
  * @property {number} droppedBadTag Authentication failed (wrong key, or tampered).
  * @property {number} droppedNoHeader Too short for an SFrame header and tag.
+ * @property {number} droppedWrongSender Receiver: the KID's leaf is not one the MLS tree of
+ *   that epoch binds to the participant signalling says publishes the track.
+ * @property {number} droppedNoPublisher Receiver: nobody told it who publishes the track.
  */
 
 /**
@@ -35,9 +48,15 @@
  * @property {{audio: FrameCounters, video: FrameCounters}} encrypt
  * @property {{audio: FrameCounters, video: FrameCounters}} decrypt
  * @property {number} keyFrameRequests Key frames asked for after decryption failures.
- * @property {Record<string, {operation: string, kind: string, frames: number}>} transforms
+ * @property {Record<string, TransformCounters>} transforms
  *   Frames each attached sender/receiver passed to the worker, by transform id.
  * @property {string[]} errors
+ */
+
+/**
+ * One attached sender or receiver: frames it gave the worker (`frames`) and frames the worker
+ * passed on encrypted or decrypted (`passed`; dropped ones are not).
+ * @typedef {{operation: string, kind: string, frames: number, passed: number}} TransformCounters
  */
 
 /** How long a worker request may take before it fails. */
@@ -67,6 +86,8 @@ export class FrameCrypto {
   #pending = new Map();
   /** Transform id of each attached sender/receiver. @type {WeakMap<RTCRtpSender | RTCRtpReceiver, string>} */
   #attached = new WeakMap();
+  /** The publisher last given for each receiver. @type {WeakMap<RTCRtpReceiver, string | null>} */
+  #publishers = new WeakMap();
   #nextTransform = 0;
   #closed = false;
 
@@ -125,6 +146,27 @@ export class FrameCrypto {
   }
 
   /**
+   * Who publishes what `receiver` receives (a participant id from signalling), or null when
+   * nobody does (the track went away): its frames decode only if their KID's leaf belongs to
+   * that participant in the frame's epoch. Until this is called a receiver decodes nothing.
+   * Synchronous; call it in the task that attached the receiver (frames cannot arrive
+   * earlier) and again whenever signalling says the receiver carries another track.
+   * @param {RTCRtpReceiver} receiver An attached receiver.
+   * @param {string | null} participant
+   */
+  setPublisher(receiver, participant) {
+    if (this.#closed) return;
+    const tid = this.#attached.get(receiver);
+    if (tid === undefined) throw new Error('setPublisher: the receiver has no transform');
+    if (participant !== null && (typeof participant !== 'string' || participant === '')) {
+      throw new Error('setPublisher: participant must be a participant id or null');
+    }
+    if (this.#publishers.has(receiver) && this.#publishers.get(receiver) === participant) return;
+    this.#publishers.set(receiver, participant);
+    this.#worker.postMessage({ type: 'publisher', tid, participant });
+  }
+
+  /**
    * Whether `senderOrReceiver` has the transform.
    * @param {RTCRtpSender | RTCRtpReceiver} senderOrReceiver
    */
@@ -139,10 +181,19 @@ export class FrameCrypto {
    * @returns {Promise<number | null>}
    */
   async framesSeen(senderOrReceiver) {
+    return (await this.transformStats(senderOrReceiver))?.frames ?? null;
+  }
+
+  /**
+   * The counters of `senderOrReceiver`'s transform; null if it has none.
+   * @param {RTCRtpSender | RTCRtpReceiver} senderOrReceiver
+   * @returns {Promise<TransformCounters | null>}
+   */
+  async transformStats(senderOrReceiver) {
     const id = this.#attached.get(senderOrReceiver);
     if (id === undefined) return null;
     const stats = await this.stats();
-    return stats.transforms[id]?.frames ?? 0;
+    return stats.transforms[id] ?? { operation: '', kind: '', frames: 0, passed: 0 };
   }
 
   /**
@@ -172,13 +223,16 @@ export class FrameCrypto {
 
   /**
    * Use a new epoch: our senders switch to it at once; receivers also keep the previous
-   * epoch for a grace period (10 s), for frames sent before the others switched.
+   * epoch (with its senders) for a grace period (10 s), for frames sent before the others
+   * switched. The same epoch and secret again replaces the epoch's senders.
    * @param {EpochKey} key
    * @returns {Promise<void>}
    */
-  async setKey({ epoch, secret, leaf }) {
+  async setKey({ epoch, secret, leaf, senders }) {
     if (!(secret instanceof Uint8Array) || secret.length !== 16) throw new Error('secret must be 16 bytes');
-    await this.#request({ type: 'setKey', epoch, secret: secret.slice(), leaf });
+    if (!Array.isArray(senders)) throw new Error('senders must be an array of {leaf, participant}');
+    const list = senders.map((s) => ({ leaf: s.leaf, participant: s.participant }));
+    await this.#request({ type: 'setKey', epoch, secret: secret.slice(), leaf, senders: list });
   }
 
   /**

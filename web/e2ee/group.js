@@ -629,12 +629,16 @@ export class E2eeGroup {
     }));
   }
 
-  /** RFC 9605 §5.2 base_key of the current epoch. @returns {Promise<{epoch: number, leaf: number, secret: Uint8Array}>} */
+  /** RFC 9605 §5.2 base_key of the current epoch, our leaf, and every leaf of this epoch's
+   * tree with the participant id in its credential (for the receivers' KID check; leaves
+   * without a readable basic credential are left out).
+   * @returns {Promise<{epoch: number, leaf: number, secret: Uint8Array, senders: {leaf: number, participant: string}[]}>} */
   async mediaSecret() {
     const state = this.#state;
     if (!state) throw new Error('not a member of the E2EE group (yet)');
+    const senders = leavesOf(state.ratchetTree).flatMap((l) => (l.who && l.who.participant ? [{ leaf: l.leaf, participant: l.who.participant }] : []));
     const secret = await mls.mlsExporter(state.keySchedule.exporterSecret, SFRAME_EXPORTER_LABEL, new Uint8Array(0), SFRAME_BASE_KEY_BYTES, this.#impl);
-    return { epoch: Number(state.groupContext.epoch), leaf: state.privatePath.leafIndex, secret };
+    return { epoch: Number(state.groupContext.epoch), leaf: state.privatePath.leafIndex, secret, senders };
   }
 
   /** Short authentication string of the current epoch (equal for all members of one group).

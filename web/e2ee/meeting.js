@@ -1,5 +1,7 @@
 // End-to-end encryption of one meeting session: joins the room's MLS group (group.js) over
 // the session's socket, gives each epoch's media key to the frame transforms (frames.js),
+// together with who holds which leaf in that epoch's MLS tree (for the receivers' check that
+// a track's frames come from the participant the server says publishes it),
 // encrypts and decrypts chat, and says what the page shows: one room-wide state, the
 // members of the MLS group (not the server's list), who is verified, and the SAS.
 //
@@ -158,7 +160,8 @@ export class MeetingE2ee {
     this.#group.setPresent(present);
   }
 
-  /** After any change of the group: a new epoch's key to the transforms, then the page. */
+  /** After any change of the group: a new epoch's key (with its leaf -> participant map,
+   * from the same MLS state) to the transforms, then the page. */
   async #changed() {
     const group = this.#group;
     if (group?.member && group.epoch !== null && group.epoch !== this.#keyedEpoch) {

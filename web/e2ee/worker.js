@@ -24,17 +24,31 @@
 // transformer (RTCRtpScriptTransform only: the legacy streams API has no such call; there
 // Chromium sends its own PLI, after about 3 s).
 //
+// Sender check (./kid.js): each receiving transform has a publisher, the participant id that
+// signalling says sends the track (`publisher` messages, set by protocol.js from each offer's
+// `tracks`). A receiver decodes a frame only if the leaf in its KID is one that the ratchet
+// tree of the KID's epoch binds to that participant id (the `senders` of `setKey`, computed by
+// the page from the MLS tree, never from the server's list). Otherwise the frame is dropped
+// (`droppedWrongSender`) before any key is derived, so keys are derived only for KIDs of the
+// publisher's leaves, not for any KID a server makes up. A receiver whose publisher is not
+// known drops its frames (`droppedNoPublisher`) rather than holding them: the page gives the
+// publisher in the same task that attaches the transform, from the same offer, so a receiver
+// without one carries a track the server names no publisher for. A later offer might name
+// one, but holding frames until then would stall the stream for an unbounded time, and once a
+// publisher is set the first good video frame asks for a key frame, as after any failure.
+//
 // Both Chromium APIs: RTCRtpScriptTransform (`rtctransform` event, options
 // {operation, kind, id}) and the legacy createEncodedStreams (a `streams` message carrying
 // the readable/writable pair, and `tid`, the transform id).
 //
-// Messages in: {type: 'setKey', epoch, secret, leaf} | {type: 'streams', readable, writable,
+// Messages in: {type: 'setKey', epoch, secret, leaf, senders: [{leaf, participant}]} |
+// {type: 'publisher', tid, participant: string | null} | {type: 'streams', readable, writable,
 // operation, kind, tid} | {type: 'stats', id}. Replies to messages with an `id`: {id, stats} or
 // {id, error}.
 
+import { EPOCH_BITS, MAX_LEAF, checkSender, kidEpochBits, makeKid, sendersMap } from './kid.js';
+
 const SUITE = 0x0004;
-/** Bits of the epoch in the KID (RFC 9605 §5.2 `E`). */
-const EPOCH_BITS = 8;
 /** How long receivers keep the previous epoch's keys after a new one arrives. */
 const GRACE_MS = 10_000;
 /** How long a receiver holds a frame whose KID names an epoch it does not know yet. */
@@ -44,7 +58,8 @@ const te = new TextEncoder();
 
 /**
  * @typedef {{key: CryptoKey, salt: Uint8Array}} FrameKey
- * @typedef {{epoch: number, secret: Uint8Array, expires: number, keys: Map<number, Promise<FrameKey>>}} Epoch
+ * @typedef {{epoch: number, secret: Uint8Array, expires: number, keys: Map<number, Promise<FrameKey>>, senders: Map<number, string>}} Epoch
+ *   `senders`: leaf -> participant id in that epoch's ratchet tree.
  * @typedef {{kid: number, epoch: number, key: FrameKey}} SendState
  */
 
@@ -57,14 +72,25 @@ let ctr = 0n;
 const epochs = new Map();
 /** Resolvers waiting for the next `setKey`. @type {(() => void)[]} */
 let keyWaiters = [];
+/** The publisher (participant id) of each receiving transform, by transform id. @type {Map<string, string | null>} */
+const publishers = new Map();
 
-const zero = () => ({ encrypted: 0, decrypted: 0, droppedNoKey: 0, droppedBadTag: 0, droppedNoHeader: 0 });
+const zero = () => ({
+  encrypted: 0,
+  decrypted: 0,
+  droppedNoKey: 0,
+  droppedBadTag: 0,
+  droppedNoHeader: 0,
+  droppedWrongSender: 0,
+  droppedNoPublisher: 0,
+});
 const stats = {
   encrypt: { audio: zero(), video: zero() },
   decrypt: { audio: zero(), video: zero() },
   keyFrameRequests: 0,
-  /** Frames each transform saw (whatever became of them), by the id given at attach time. */
-  /** @type {Record<string, {operation: string, kind: string, frames: number}>} */
+  /** Frames each transform saw (whatever became of them) and passed on (encrypted or
+   * decrypted), by the id given at attach time. */
+  /** @type {Record<string, TransformSeen>} */
   transforms: {},
   /** @type {string[]} */
   errors: [],
@@ -99,14 +125,6 @@ async function deriveFrameKey(baseKey, kid) {
   const salt = new Uint8Array(await hkdf(kdfInfo('SFrame 1.0 Secret salt ', kid), 96));
   const key = await crypto.subtle.importKey('raw', keyBytes, 'AES-GCM', false, ['encrypt', 'decrypt']);
   return { key, salt };
-}
-
-/**
- * @param {number} leaf
- * @param {number} epoch
- */
-function makeKid(leaf, epoch) {
-  return leaf * 2 ** EPOCH_BITS + (epoch % 2 ** EPOCH_BITS);
 }
 
 /**
@@ -205,23 +223,30 @@ function expireEpochs() {
 }
 
 /**
- * The key of `kid`, derived from whichever known epoch its low bits name; null if none.
+ * The known epoch whose low bits `kid` names; null if none.
  * @param {number} kid
- * @returns {Promise<FrameKey> | null}
+ * @returns {Epoch | null}
  */
-function recvKey(kid) {
+function recvEpoch(kid) {
   expireEpochs();
-  const e8 = kid % 2 ** EPOCH_BITS;
-  for (const e of epochs.values()) {
-    if (e.epoch % 2 ** EPOCH_BITS !== e8) continue;
-    let k = e.keys.get(kid);
-    if (!k) {
-      k = deriveFrameKey(e.secret, kid);
-      e.keys.set(kid, k);
-    }
-    return k;
-  }
+  const e8 = kidEpochBits(kid);
+  for (const e of epochs.values()) if (e.epoch % 2 ** EPOCH_BITS === e8) return e;
   return null;
+}
+
+/**
+ * The key of `kid` in epoch `e` (derived once).
+ * @param {Epoch} e
+ * @param {number} kid
+ * @returns {Promise<FrameKey>}
+ */
+function recvKey(e, kid) {
+  let k = e.keys.get(kid);
+  if (!k) {
+    k = deriveFrameKey(e.secret, kid);
+    e.keys.set(kid, k);
+  }
+  return k;
 }
 
 /** @param {number} ms */
@@ -236,12 +261,14 @@ function nextKeyOrTimeout(ms) {
 }
 
 /**
- * @param {{epoch: number, secret: Uint8Array, leaf: number}} m
+ * A new epoch (or the same epoch again: its senders are replaced).
+ * @param {{epoch: number, secret: Uint8Array, leaf: number, senders: unknown}} m
  */
 async function setKey(m) {
   if (!Number.isSafeInteger(m.epoch) || m.epoch < 0) throw new Error('epoch must be a non-negative integer');
-  if (!Number.isSafeInteger(m.leaf) || m.leaf < 0 || m.leaf >= 2 ** 32) throw new Error('leaf must be a 32-bit unsigned integer');
+  if (!Number.isSafeInteger(m.leaf) || m.leaf < 0 || m.leaf > MAX_LEAF) throw new Error('leaf must be a 32-bit unsigned integer');
   if (!(m.secret instanceof Uint8Array) || m.secret.length !== 16) throw new Error('secret must be 16 bytes');
+  const senders = sendersMap(m.senders);
   if (send && m.epoch < send.epoch) throw new Error(`epoch ${m.epoch} is older than the current epoch ${send.epoch}`);
   const secret = m.secret.slice();
   const kid = makeKid(m.leaf, m.epoch);
@@ -256,8 +283,10 @@ async function setKey(m) {
   }
   const existing = epochs.get(m.epoch);
   const same = existing !== undefined && sameBytes(existing.secret, secret);
-  if (same) existing.expires = Infinity;
-  else epochs.set(m.epoch, { epoch: m.epoch, secret, expires: Infinity, keys: new Map() });
+  if (same) {
+    existing.expires = Infinity;
+    existing.senders = senders;
+  } else epochs.set(m.epoch, { epoch: m.epoch, secret, expires: Infinity, keys: new Map(), senders });
   if (!same || !send || send.kid !== kid) {
     // A new (base key, KID) starts at CTR 0. Going back to one used before would reuse nonces.
     const tag = `${kid}:${hex(secret)}`;
@@ -288,6 +317,19 @@ function sameBytes(a, b) {
 }
 
 /**
+ * Set (or forget, with null) the publisher of receiving transform `tid`.
+ * @param {{tid: unknown, participant: unknown}} m
+ */
+function setPublisher(m) {
+  if (typeof m.tid !== 'string' || m.tid === '') throw new Error('publisher: tid must be a transform id');
+  if (m.participant !== null && (typeof m.participant !== 'string' || m.participant === '')) {
+    throw new Error('publisher: participant must be a participant id or null');
+  }
+  publishers.set(m.tid, m.participant);
+}
+
+/**
+ * @typedef {{operation: string, kind: string, frames: number, passed: number}} TransformSeen
  * @typedef {{type?: string, data: ArrayBuffer}} EncodedFrame
  * @typedef {{enqueue: (f: EncodedFrame) => void}} Controller
  * @typedef {{sendKeyFrameRequest?: () => Promise<void>}} FrameTransformer
@@ -295,7 +337,7 @@ function sameBytes(a, b) {
 
 /**
  * @param {string} kind
- * @param {{frames: number}} seen
+ * @param {TransformSeen} seen
  * @returns {(frame: EncodedFrame, controller: Controller) => Promise<void>}
  */
 function encryptor(kind, seen) {
@@ -305,6 +347,7 @@ function encryptor(kind, seen) {
     const data = new Uint8Array(frame.data);
     if (data.length === 0) {
       controller.enqueue(frame); // nothing to hide
+      seen.passed++;
       return;
     }
     const s = send;
@@ -332,16 +375,18 @@ function encryptor(kind, seen) {
     frame.data = out.buffer;
     controller.enqueue(frame);
     count.encrypted++;
+    seen.passed++;
   };
 }
 
 /**
  * @param {string} kind
- * @param {{frames: number}} seen
+ * @param {string} tid The transform id: its publisher is `publishers.get(tid)`.
+ * @param {TransformSeen} seen
  * @param {FrameTransformer | null} transformer
  * @returns {(frame: EncodedFrame, controller: Controller) => Promise<void>}
  */
-function decryptor(kind, seen, transformer) {
+function decryptor(kind, tid, seen, transformer) {
   const count = kind === 'video' ? stats.decrypt.video : stats.decrypt.audio;
   let failed = false;
   /** The low epoch bits we last waited for in vain, and when. */
@@ -351,6 +396,13 @@ function decryptor(kind, seen, transformer) {
     const data = new Uint8Array(frame.data);
     if (data.length === 0) {
       controller.enqueue(frame);
+      seen.passed++;
+      return;
+    }
+    // Fail closed: no publisher, no check, no decoding (see the header for why not hold).
+    if (typeof publishers.get(tid) !== 'string') {
+      count.droppedNoPublisher++;
+      failed = true;
       return;
     }
     const nClear = Math.min(clearBytes(frame, kind), data.length);
@@ -360,25 +412,35 @@ function decryptor(kind, seen, transformer) {
       failed = true;
       return;
     }
-    let keyP = recvKey(h.kid);
-    const e8 = h.kid % 2 ** EPOCH_BITS;
-    if (!keyP && send && e8 === (send.epoch + 1) % 2 ** EPOCH_BITS) {
+    let epoch = recvEpoch(h.kid);
+    const e8 = kidEpochBits(h.kid);
+    if (!epoch && send && e8 === (send.epoch + 1) % 2 ** EPOCH_BITS) {
       // A KID of the epoch after ours: the sender moved on just before us. Hold the frame
       // (and so this receiver's stream) briefly for the key, rather than drop it.
       if (!(gaveUp.e8 === e8 && Date.now() - gaveUp.at < 5000)) {
         const deadline = Date.now() + AWAIT_EPOCH_MS;
-        while (!keyP && Date.now() < deadline) {
+        while (!epoch && Date.now() < deadline) {
           await nextKeyOrTimeout(deadline - Date.now());
-          keyP = recvKey(h.kid);
+          epoch = recvEpoch(h.kid);
         }
-        if (!keyP) gaveUp = { e8, at: Date.now() };
+        if (!epoch) gaveUp = { e8, at: Date.now() };
       }
     }
-    if (!keyP) {
+    if (!epoch) {
       count.droppedNoKey++;
       failed = true;
       return;
     }
+    // The KID's leaf must belong to the track's publisher in the KID's epoch (the publisher is
+    // read again: it may have changed while the frame waited for its epoch).
+    const check = checkSender(h.kid, publishers.get(tid), epoch.senders);
+    if (check !== 'ok') {
+      if (check === 'no-publisher') count.droppedNoPublisher++;
+      else count.droppedWrongSender++;
+      failed = true;
+      return;
+    }
+    const keyP = recvKey(epoch, h.kid);
     const aadLen = nClear + h.len;
     const aad = new Uint8Array(aadLen);
     aad.set(data.subarray(nClear, aadLen), 0);
@@ -405,6 +467,7 @@ function decryptor(kind, seen, transformer) {
     frame.data = out.buffer;
     controller.enqueue(frame);
     count.decrypted++;
+    seen.passed++;
     if (failed) {
       failed = false;
       if (kind === 'video' && transformer && typeof transformer.sendKeyFrameRequest === 'function') {
@@ -436,9 +499,10 @@ function pipe(readable, writable, options, transformer) {
     return;
   }
   const id = String(options.id ?? `${operation}-${kind}-${Object.keys(stats.transforms).length}`);
-  const seen = { operation, kind, frames: 0 };
+  /** @type {TransformSeen} */
+  const seen = { operation, kind, frames: 0, passed: 0 };
   stats.transforms[id] = seen;
-  const fn = operation === 'encrypt' ? encryptor(kind, seen) : decryptor(kind, seen, transformer);
+  const fn = operation === 'encrypt' ? encryptor(kind, seen) : decryptor(kind, id, seen, transformer);
   readable
     .pipeThrough(new TransformStream({ transform: (frame, controller) => fn(frame, controller) }))
     .pipeTo(writable)
@@ -459,6 +523,9 @@ self.onmessage = async (/** @type {MessageEvent} */ e) => {
         break;
       case 'setKey':
         await setKey(m);
+        break;
+      case 'publisher':
+        setPublisher(m);
         break;
       case 'stats':
         break;
