@@ -297,6 +297,16 @@ export class ModerationUI {
   }
 
   /**
+   * Ask before a hard-to-undo action elsewhere on the page (e.g. resetting the encryption)
+   * in the same dialog; `run` runs only after "Confirm".
+   * @param {{key: MessageKey, name?: string}} text
+   * @param {() => void} run
+   */
+  confirm(text, run) {
+    this.#confirm(text, run);
+  }
+
+  /**
    * Ask before a hard-to-undo action; `run` runs only after "Confirm".
    * @param {{key: MessageKey, name?: string}} text
    * @param {() => void} run

@@ -80,15 +80,17 @@ export const PERMISSIONS = /** @type {const} */ (['unmute', 'camera', 'screen', 
  * @property {'required' | 'off'} mode
  * @property {number | null} epoch The group's epoch (null: no group yet).
  * @property {string | null} group_info The latest GroupInfo (base64), for an external commit.
+ * @property {number} [generation] How many times a moderator reset the group (0: never).
  */
 
 /**
  * The MLS delivery service's messages (docs/protocol.md, "End-to-end encryption").
- * @typedef {{type: 'mls_accepted', epoch: number}} MlsAcceptedMessage
- * @typedef {{type: 'mls_rejected', epoch: number | null, group_info: string | null}} MlsRejectedMessage
+ * @typedef {{type: 'mls_accepted', epoch: number, generation: number}} MlsAcceptedMessage
+ * @typedef {{type: 'mls_rejected', epoch: number | null, group_info: string | null, generation: number}} MlsRejectedMessage
  * @typedef {{type: 'mls_commit', epoch: number, commit: string, from: string}} MlsCommitRelayMessage
- * @typedef {MlsAcceptedMessage | MlsRejectedMessage | MlsCommitRelayMessage} MlsServerMessage
- * @typedef {{type: 'mls_group', group_info: string} | {type: 'mls_commit', epoch: number, commit: string, group_info: string}} MlsClientMessage
+ * @typedef {{type: 'mls_reset', by: string, generation: number}} MlsResetMessage
+ * @typedef {MlsAcceptedMessage | MlsRejectedMessage | MlsCommitRelayMessage | MlsResetMessage} MlsServerMessage
+ * @typedef {{type: 'mls_group', group_info: string, generation: number} | {type: 'mls_commit', epoch: number, commit: string, group_info: string, generation: number}} MlsClientMessage
  */
 
 /**
@@ -112,7 +114,8 @@ export const PERMISSIONS = /** @type {const} */ (['unmute', 'camera', 'screen', 
  *   | {type: 'set_lobby', enabled: boolean}
  *   | {type: 'set_permissions', role: 'participant' | 'guest', permissions: Permissions}
  *   | {type: 'admit', participant: string}
- *   | {type: 'deny', participant: string, message?: string}} ModeratorMessage
+ *   | {type: 'deny', participant: string, message?: string}
+ *   | {type: 'mls_reset'}} ModeratorMessage
  */
 
 /**
@@ -737,6 +740,7 @@ export class ConclaveSession extends EventTarget {
       case 'mls_accepted':
       case 'mls_rejected':
       case 'mls_commit':
+      case 'mls_reset':
         this.#emit('mls', msg);
         break;
       case 'error':

@@ -105,6 +105,9 @@ export function showRoom(room) {
     e2eeVerified: byId('e2ee-verified', HTMLParagraphElement),
     e2eeMembers: byId('e2ee-members', HTMLUListElement),
     e2eeOutside: byId('e2ee-outside', HTMLParagraphElement),
+    e2eeResetNote: byId('e2ee-reset-note', HTMLParagraphElement),
+    e2eeResetBox: byId('e2ee-reset-box', HTMLDivElement),
+    e2eeReset: byId('e2ee-reset', HTMLButtonElement),
   };
   /** The invitation token of the link, kept in memory only (reconnects use it again). */
   const token = takeTokenFromUrl();
@@ -401,6 +404,7 @@ export function showRoom(room) {
       if (devices.audioOnly) current.setReceiveVideo(false);
       joinedName = given ?? name;
       moderation.start(role, roomState, lobby);
+      drawE2ee();
       applyPermissions(mine, false);
       roster.showSelf(joinedName, role, signedIn);
       roster.setSelfMedia(devices.track('camera'), devices.track('microphone') !== null);
@@ -434,6 +438,7 @@ export function showRoom(room) {
       roster.showSelf(joinedName, role);
       if (wasModerator !== (role === 'moderator')) announce(role === 'moderator' ? 'youAreModerator' : 'youAreNoModerator');
       applyPermissions(mine, true);
+      drawE2ee();
       drawPanels();
     });
     current.on('knock', (knock) => moderation.addKnock(knock));
@@ -514,8 +519,10 @@ export function showRoom(room) {
     return true;
   }
 
-  /** The SAS shown, by epoch, so that it is derived once per epoch. @type {{epoch: number, digits: string, emoji: {char: string, name: string}[]} | null} */
+  /** The SAS shown, by group generation and epoch, so that it is derived once per epoch. @type {{epoch: number, generation: number, digits: string, emoji: {char: string, name: string}[]} | null} */
   let shownSas = null;
+  /** The group generation whose reset was last announced. */
+  let announcedReset = 0;
 
   /** Draw the encryption state: the control's label, the panel, the SAS and the members. */
   function drawE2ee() {
@@ -549,20 +556,36 @@ export function showRoom(room) {
     const verified = others.filter((m) => m.verified).length;
     ui.e2eeVerified.textContent = others.length ? t('e2eeVerifiedCount', { verified, total: others.length }) : '';
     ui.e2eeConfirm.disabled = others.length === 0 || verified === others.length;
+    ui.e2eeResetBox.hidden = !status || !moderation.isModerator;
+    const reset = status?.reset ?? null;
+    ui.e2eeResetNote.hidden = reset === null;
+    if (reset) {
+      /** @type {import('./i18n.js').MessageKey} */
+      const key = reset.self ? 'e2eeResetBySelf' : reset.name ? 'e2eeResetBy' : 'e2eeResetByUnknown';
+      ui.e2eeResetNote.textContent = t(key, { name: reset.name });
+      if (status && status.generation > announcedReset) {
+        announcedReset = status.generation;
+        announce(key, { name: reset.name });
+      }
+    }
     const epoch = status?.epoch ?? null;
+    const generation = status?.generation ?? 0;
     ui.e2eeSas.hidden = epoch === null;
     ui.e2eeSas.dataset.epoch = epoch === null ? '' : String(epoch);
+    ui.e2eeSas.dataset.generation = String(generation);
     if (epoch === null) {
       shownSas = null;
       return;
     }
-    if (shownSas?.epoch === epoch) {
+    if (shownSas?.epoch === epoch && shownSas.generation === generation) {
       drawSas(shownSas);
       return;
     }
     const current = e2ee;
     void current?.sas().then((sas) => {
-      if (!sas || current !== e2ee || current.status().epoch !== sas.epoch) return;
+      if (!sas) return;
+      const now = current === e2ee ? current.status() : null;
+      if (!now || now.epoch !== sas.epoch || now.generation !== sas.generation) return;
       shownSas = sas;
       drawSas(sas);
     });
@@ -913,9 +936,14 @@ export function showRoom(room) {
     if (expanded.e2ee) drawE2ee();
   });
   ui.e2eeConfirm.addEventListener('click', () => {
-    const epoch = shownSas?.epoch;
-    if (epoch !== undefined && e2ee?.confirmSas(epoch)) drawE2ee();
+    const sas = shownSas;
+    if (sas && e2ee?.confirmSas(sas.epoch, sas.generation)) drawE2ee();
   });
+  ui.e2eeReset.addEventListener('click', () =>
+    moderation.confirm({ key: 'confirmE2eeReset' }, () => {
+      e2ee?.resetGroup();
+    }),
+  );
   onLocaleChange(drawE2ee);
   ui.peopleButton.addEventListener('click', () => {
     expanded.people = !expanded.people;

@@ -6,6 +6,8 @@
 //   the SAS is the same on every page, and confirming it marks the others verified;
 // - after one participant leaves, the others move to a new epoch and their media keeps
 //   decoding across the change (the longest freeze is printed, not asserted);
+// - a moderator resets the encryption (after a confirmation): every page starts a new group,
+//   forgets who it had verified, says who reset it, and keeps decoding;
 // - a browser without encoded transforms is told why it cannot join, and does not connect;
 // - a server that labels one member's camera as another member's track gets nothing of it
 //   decoded: the receiver checks the KID's leaf against the MLS tree (web/e2ee/kid.js).
@@ -50,7 +52,7 @@ async function threeWithDevices(ps, roomUrl) {
 /**
  * What `p`'s page says about encryption.
  * @param {import('./helpers.mjs').Participant} p
- * @returns {Promise<{state: string, epoch: number | null, members: {participant: string, match: string, verified: boolean}[], outside: string[]} | null>}
+ * @returns {Promise<{state: string, epoch: number | null, generation: number, members: {participant: string, match: string, verified: boolean}[], outside: string[], reset: {by: string, name: string, self: boolean} | null} | null>}
  */
 function e2eeStatus(p) {
   return p.page.evaluate(() => /** @type {any} */ (window).conclave?.e2ee?.status() ?? null);
@@ -62,10 +64,12 @@ function e2eeStatus(p) {
  * @param {import('./helpers.mjs').Participant[]} ps
  * @param {string[]} ids
  * @param {number} [after] The epoch must be later than this.
+ * @param {number} [generation] The group's generation (one more after each reset).
  */
-async function expectOneGroup(ps, ids, after = -1) {
-  return waitFor(`${ps.map((p) => p.label).join(', ')} to share one encrypted epoch after ${after}`, async () => {
+async function expectOneGroup(ps, ids, after = -1, generation = 0) {
+  return waitFor(`${ps.map((p) => p.label).join(', ')} to share one encrypted epoch after ${after} of generation ${generation}`, async () => {
     const all = await Promise.all(ps.map(e2eeStatus));
+    if (all.some((s) => s?.generation !== generation)) return null;
     const epochs = new Set(all.map((s) => s?.epoch));
     if (epochs.size !== 1) return null;
     const [epoch] = epochs;
@@ -340,6 +344,39 @@ test('after one participant leaves the others move to a new epoch and keep decod
       const framesAfter = samples[samples.length - 1].frames - samples[change].frames;
       console.log(`${p.label}: epoch ${before} -> ${after}; longest freeze ${Math.round(longest)} ms; ${framesAfter} frames decoded in the ${Math.round(samples[samples.length - 1].t - samples[change].t)} ms after the change`);
       assert.ok(framesAfter >= 10, `${p.label} decoded only ${framesAfter} frames after the epoch change`);
+    }
+  });
+});
+
+test('a moderator resets the encryption: one new group on every page, verification cleared, media keeps decoding', { timeout: TEST_TIMEOUT_MS }, async () => {
+  await withParticipants('e2ee-reset', suite.server, async (ps) => {
+    const ids = await threeWithDevices(ps, `${suite.server.url}/r/${randomRoomId()}`);
+    const [a, b, c] = ps; // Ada, the first in an open room, moderates it
+    await expectOneGroup([a, b, c], ids);
+    await expectMediaFrom(b, [ids[0], ids[2]]);
+    // Bob compares the code; he is no moderator and has no reset button.
+    await b.page.locator('#e2ee-button').click();
+    await b.page.getByRole('button', { name: 'The codes match' }).click();
+    await waitFor('Bob to mark everyone verified', async () => (await e2eeStatus(b))?.members.every((m) => m.verified));
+    assert.equal(await b.page.getByRole('button', { name: 'Reset encryption' }).isVisible(), false);
+
+    await a.page.locator('#e2ee-button').click();
+    await a.page.getByRole('button', { name: 'Reset encryption' }).click();
+    await a.page.getByRole('button', { name: 'Confirm', exact: true }).click();
+    const epoch = await expectOneGroup([a, b, c], ids, -1, 1);
+    const s = await e2eeStatus(b);
+    assert.deepEqual(s?.reset, { by: ids[0], name: 'Ada', self: false });
+    assert.equal(s?.members.filter((m) => m.verified).length, 1, 'after a reset only Bob himself is verified on his page');
+    await b.page.locator('#e2ee-reset-note').filter({ hasText: 'Ada reset the encryption' }).waitFor({ state: 'visible' });
+    await b.page.locator(`#e2ee-sas[data-generation="1"][data-epoch="${epoch}"]`).waitFor({ state: 'visible' });
+    for (const [p, others] of /** @type {const} */ ([[a, [ids[1], ids[2]]], [b, [ids[0], ids[2]]], [c, [ids[0], ids[1]]]])) {
+      await expectMediaFrom(p, [...others]);
+    }
+    for (const p of [a, b, c]) {
+      const sent = p.logs.filter((l) => l.startsWith('ws> ') && l.includes('"mls_')).map((l) => JSON.parse(l.slice(4)));
+      const after = sent.filter((m) => m.generation === 1);
+      console.log(`${p.label} after the reset: ${after.filter((m) => m.type === 'mls_group').length} mls_group, ${after.filter((m) => m.type === 'mls_commit').length} mls_commit`);
+      assert.ok(!p.logs.some((l) => l.includes('media key not set')), `${p.label} could not key the new group's media:\n${p.logs.filter((l) => l.includes('e2ee')).join('\n')}`);
     }
   });
 });

@@ -1,11 +1,12 @@
 // web/e2ee/group.js against a small in-test delivery service that behaves like the server in
 // the E2EE contract: one commit per epoch (first wins), mls_rejected with the current
-// GroupInfo, accepted commits relayed to the others in order, chat relayed. Real ts-mls, real
+// GroupInfo, accepted commits relayed to the others in order, chat relayed, a moderator's
+// mls_reset (a new generation; requests for an older one refused). Real ts-mls, real
 // WebCrypto; only the WebSocket is replaced by direct calls.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { E2eeGroup, REMOVE_STAGGER_MS } from '../../web/e2ee/group.js';
+import { E2eeGroup, REMOVE_STAGGER_MS, toBase64 } from '../../web/e2ee/group.js';
 import { checkSender, makeKid, sendersMap } from '../../web/e2ee/kid.js';
 
 const WAIT_MS = 15_000;
@@ -24,6 +25,9 @@ const hex = (/** @type {Uint8Array} */ b) => Buffer.from(b).toString('hex');
 class DeliveryService {
   epoch = null;
   groupInfo = null;
+  generation = 0;
+  /** participant id -> how many mls_rejected it was sent */
+  rejections = new Map();
   /** @type {Map<string, {name: string, group: E2eeGroup}>} */
   clients = new Map();
   /** accepted commits, in order */
@@ -49,7 +53,7 @@ class DeliveryService {
 
   /** joined: the client starts with the server's e2ee object */
   start(id) {
-    return this.clients.get(id).group.start({ mode: 'required', epoch: this.epoch, group_info: this.groupInfo });
+    return this.clients.get(id).group.start({ mode: 'required', epoch: this.epoch, group_info: this.groupInfo, generation: this.generation });
   }
 
   async join(id, name = id) {
@@ -75,16 +79,27 @@ class DeliveryService {
     if (c) c.group.handle(msg);
   }
 
-  receive(from, msg) {
-    if (!this.clients.has(from)) return; // gone
+  reject(to, generation) {
+    this.rejections.set(to, (this.rejections.get(to) ?? 0) + 1);
+    const current = generation === this.generation;
+    this.to(to, { type: 'mls_rejected', epoch: current ? this.epoch : null, group_info: current ? this.groupInfo : null, generation });
+  }
+
+  /** @param {string} from @param {any} msg @param {boolean} [raw] from a participant with no E2eeGroup (e.g. a hostile raw client) */
+  receive(from, msg, raw = false) {
+    if (!raw && !this.clients.has(from)) return; // gone
+    if (msg.generation !== this.generation) {
+      assert.ok(msg.generation < this.generation, `a request for generation ${msg.generation}, the room is at ${this.generation}`);
+      return this.reject(from, msg.generation);
+    }
     if (msg.type === 'mls_group') {
       if (this.epoch === null) {
         this.epoch = 0;
         this.groupInfo = msg.group_info;
-        this.to(from, { type: 'mls_accepted', epoch: 0 });
-      } else this.to(from, { type: 'mls_rejected', epoch: this.epoch, group_info: this.groupInfo });
+        this.to(from, { type: 'mls_accepted', epoch: 0, generation: this.generation });
+      } else this.reject(from, msg.generation);
     } else if (msg.type === 'mls_commit') {
-      if (msg.epoch !== this.epoch) return this.to(from, { type: 'mls_rejected', epoch: this.epoch, group_info: this.groupInfo });
+      if (msg.epoch !== this.epoch) return this.reject(from, msg.generation);
       this.epoch += 1;
       this.groupInfo = msg.group_info;
       const relay = { type: 'mls_commit', epoch: msg.epoch, commit: msg.commit, from };
@@ -94,8 +109,16 @@ class DeliveryService {
         if (this.dropNext.delete(id)) continue;
         this.to(id, relay);
       }
-      this.to(from, { type: 'mls_accepted', epoch: this.epoch });
+      this.to(from, { type: 'mls_accepted', epoch: this.epoch, generation: this.generation });
     } else throw new Error(`unexpected ${msg.type}`);
+  }
+
+  /** a moderator's mls_reset: no group, a new generation, everyone told in order */
+  reset(by) {
+    this.epoch = null;
+    this.groupInfo = null;
+    this.generation += 1;
+    for (const id of this.clients.keys()) this.to(id, { type: 'mls_reset', by, generation: this.generation });
   }
 
   groups() {
@@ -351,6 +374,62 @@ test('a member that missed a commit rejoins by a resync external commit', async 
   await ds.settled(4);
   assert.equal(new Set(await Promise.all([a, b, c, d].map(sasOf))).size, 1);
   assert.deepEqual(b.roster().map((e) => e.participant).sort(), ['a', 'b', 'c', 'd'], 'the old leaf of b is gone');
+  for (const g of [a, b, c, d]) g.close();
+});
+
+test('a garbage commit wins an epoch and the group is stuck; after a reset all members are in one new group', async () => {
+  const ds = new DeliveryService();
+  const a = await ds.join('a', 'Alice');
+  await ds.settled();
+  const b = await ds.join('b', 'Bob');
+  await ds.settled();
+  const c = await ds.join('c', 'Carol');
+  await ds.settled();
+  const before = await sasOf(a);
+  const oldSecret = hex((await a.mediaSecret()).secret);
+
+  // Mallory (a raw client, not in the group) sends garbage as the commit of the current epoch
+  // and as its GroupInfo: the delivery service cannot tell and accepts it.
+  const garbage = toBase64(new TextEncoder().encode('not an MLS message'));
+  const stuckAt = ds.epoch + 1;
+  ds.rejections.clear();
+  ds.receive('mallory', { type: 'mls_commit', epoch: ds.epoch, commit: garbage, group_info: garbage, generation: 0 }, true);
+  assert.equal(ds.epoch, stuckAt);
+  // Nobody can process it; each tries to rejoin, is sent the garbage GroupInfo, and is stuck.
+  await waitFor(() => [a, b, c].every((g) => !g.member) && ['a', 'b', 'c'].every((id) => ds.rejections.get(id) >= 1), 'all three out of the group');
+  assert.equal(ds.epoch, stuckAt, 'no commit got through');
+  // ... and a newcomer cannot join from the garbage either.
+  const d = await ds.connect('d', 'Dave');
+  await assert.rejects(ds.start('d'));
+  assert.equal(d.member, false);
+
+  // A moderator (Alice) resets: everyone starts again and ends in one new group.
+  ds.reset('a');
+  await ds.settled(4);
+  assert.equal(ds.generation, 1);
+  for (const g of [a, b, c, d]) assert.equal(g.generation, 1);
+  assert.equal(a.ownLeaf, 0, 'the moderator who reset created the new group');
+  assert.equal(ds.commits.filter((m) => m.from === 'mallory').length, 1);
+  const sas = await Promise.all([a, b, c, d].map(sasOf));
+  assert.equal(new Set(sas).size, 1, `SAS differ: ${sas}`);
+  assert.notEqual(sas[0], before, 'a new group has a new SAS');
+  for (const g of [a, b, c, d]) assert.equal((await g.sas()).generation, 1);
+  const secrets = await Promise.all([a, b, c, d].map(async (g) => hex((await g.mediaSecret()).secret)));
+  assert.equal(new Set(secrets).size, 1);
+  assert.notEqual(secrets[0], oldSecret);
+  for (const g of [a, b, c, d]) {
+    assert.deepEqual(g.roster().map((e) => e.participant).sort(), ['a', 'b', 'c', 'd']);
+  }
+
+  // An answer for the old generation (to something sent before the reset) is ignored.
+  const epoch = a.epoch;
+  await a.handle({ type: 'mls_rejected', epoch: null, group_info: null, generation: 0 });
+  await a.handle({ type: 'mls_reset', by: 'a', generation: 1 }); // a repeated reset changes nothing
+  assert.equal(a.member, true);
+  assert.equal(a.epoch, epoch);
+  // Chat works in the new group.
+  const ct = await b.encryptChat('after the reset');
+  assert.equal((await d.decryptChat('b', ct)).text, 'after the reset');
   for (const g of [a, b, c, d]) g.close();
 });
 

@@ -4,10 +4,10 @@
 //
 //   const g = await E2eeGroup.create({ participant, name, send, onChange });
 //   await g.start(joined.e2ee);         // creates the group (mls_group) or joins it by external commit
-//   g.handle(msg);                      // mls_accepted / mls_rejected / mls_commit from the server
+//   g.handle(msg);                      // mls_accepted / mls_rejected / mls_commit / mls_reset from the server
 //   g.setPresent(roster);               // [{id, name}] or Map id -> name: the server's participants
 //   const b64 = await g.encryptChat(text); const m = await g.decryptChat(from, b64);
-//   g.member, g.epoch, g.ownLeaf, g.removed, g.roster(), await g.mediaSecret(), await g.sas()
+//   g.member, g.epoch, g.generation, g.ownLeaf, g.removed, g.roster(), await g.mediaSecret(), await g.sas()
 //   g.close();
 //
 // Every input (start, handle, chat, removal timers) runs strictly one at a time on an internal
@@ -32,6 +32,14 @@
 //   the current GroupInfo, and the client then rejoins from that.
 // - A member removed by a commit stops (removed = true, member = false); the page decides
 //   whether to start again.
+// - mls_reset (a moderator dropped the room's group, e.g. after a garbage commit won an epoch
+//   and nobody could process it): the state, the pending commit and the removal timers go;
+//   the client takes the new generation and starts again as at join in a room without a
+//   group. The moderator who reset creates the new group at once; the others wait
+//   RESET_FOLLOW_MS and then send mls_group too, which the server answers with mls_rejected
+//   and the new group's GroupInfo (unless nobody created one), and join it by external
+//   commit. Every mls_group/mls_commit names the generation; answers for an older one (sent
+//   before the reset) are ignored.
 //
 // Keys: mediaSecret() is RFC 9605 §5.2: base_key = MLS-Exporter("SFrame 1.0 Base Key", "",
 // AEAD.Nk = 16) per epoch. The RFC derives per-sender keys from base_key and the KID (§4.4.2,
@@ -63,7 +71,7 @@ import { withFastHashing } from './hashing.js';
 /** @typedef {import('../vendor/ts-mls/index.js').RatchetTree} RatchetTree */
 /**
  * @typedef {{participant: string, name: string, send: (msg: object) => void, onChange?: () => void}} GroupOptions
- * @typedef {{mode: string, epoch: number | null, group_info: string | null}} E2eeJoined
+ * @typedef {{mode: string, epoch: number | null, group_info: string | null, generation?: number}} E2eeJoined
  * @typedef {{leaf: number, participant: string, name: string, present: boolean, self: boolean}} RosterEntry
  * @typedef {{kind: 'create' | 'external' | 'commit', newState: ClientState, epoch: number, lost: boolean}} Pending
  */
@@ -89,6 +97,9 @@ export const REMOVE_STAGGER_MS = 1500;
  * limit: the socket itself loses nothing) and is sent again, at most PENDING_RETRIES times. */
 export const PENDING_RETRY_MS = 5000;
 export const PENDING_RETRIES = 5;
+/** After an mls_reset by someone else, wait this long before sending mls_group, so that the
+ * resetting moderator's new group is usually there and the others just join it. */
+export const RESET_FOLLOW_MS = 500;
 
 /** 64 emoji for the SAS, each with an English name for screen readers */
 export const SAS_EMOJI = /** @type {const} */ ([
@@ -198,6 +209,8 @@ export class E2eeGroup {
   /** @type {Map<number, {leaf: number, key: Uint8Array}>} epoch -> our leaf and its HPKE private key in that epoch (private chat) */ #leafKeys = new Map();
   /** @type {Map<string, number>} stale leaf key -> time it became stale */ #staleSince = new Map();
   /** @type {ReturnType<typeof setTimeout> | null} */ #timer = null;
+  /** @type {ReturnType<typeof setTimeout> | null} start after someone else's reset */ #resetTimer = null;
+  /** the room's group generation (joined.e2ee.generation, then each mls_reset) */ #generation = 0;
   #queue = Promise.resolve();
   #closed = false;
   #removed = false;
@@ -233,6 +246,8 @@ export class E2eeGroup {
   get removed() { return this.#removed; }
   /** current epoch, or null when not a member */
   get epoch() { return this.#state ? Number(this.#state.groupContext.epoch) : null; }
+  /** the room's group generation: 0, and one more after each moderator's reset */
+  get generation() { return this.#generation; }
   /** own leaf index, or null when not a member */
   get ownLeaf() { return this.#state ? this.#state.privatePath.leafIndex : null; }
 
@@ -254,6 +269,7 @@ export class E2eeGroup {
     return this.#enqueue(async () => {
       if (!e2ee || e2ee.mode !== 'required') return;
       if (this.#state || this.#pending) return this.#warn('start() called twice; ignored');
+      if (Number.isSafeInteger(e2ee.generation) && /** @type {number} */ (e2ee.generation) >= 0) this.#generation = /** @type {number} */ (e2ee.generation);
       if (e2ee.group_info == null) await this.#createGroup();
       else await this.#joinExternal(e2ee.group_info, false);
     });
@@ -263,7 +279,7 @@ export class E2eeGroup {
     const groupId = crypto.getRandomValues(new Uint8Array(16));
     const newState = await mls.createGroup(groupId, this.#keys.publicPackage, this.#keys.privatePackage, [], this.#impl);
     this.#pending = { kind: 'create', newState, epoch: 0, lost: false };
-    this.#sendPending({ type: 'mls_group', group_info: await this.#groupInfoOf(newState) });
+    this.#sendPending({ type: 'mls_group', group_info: await this.#groupInfoOf(newState), generation: this.#generation });
   }
 
   /** Send `msg`, which the pending commit (or group) waits on; again if no answer comes.
@@ -309,6 +325,7 @@ export class E2eeGroup {
       epoch: from,
       commit: toBase64(mls.encodeMlsMessage({ version: 'mls10', wireformat: 'mls_public_message', publicMessage })),
       group_info: await this.#groupInfoOf(newState),
+      generation: this.#generation,
     });
   }
 
@@ -326,7 +343,7 @@ export class E2eeGroup {
     await this.#joinExternal(gi, true);
   }
 
-  /** A message from the server (mls_accepted, mls_rejected, mls_commit); others are ignored.
+  /** A message from the server (mls_accepted, mls_rejected, mls_commit, mls_reset); others are ignored.
    * Resolves when it is processed; never rejects.
    * @param {any} msg */
   handle(msg) {
@@ -341,7 +358,12 @@ export class E2eeGroup {
 
   /** @param {any} msg */
   async #handle(msg) {
-    switch (msg?.type) {
+    const type = msg?.type;
+    if ((type === 'mls_accepted' || type === 'mls_rejected') && (msg.generation ?? 0) !== this.#generation) {
+      // the answer to something sent for a group that was reset since
+      return this.#warn(`${type} for generation ${msg.generation}, now at ${this.#generation}; ignored`);
+    }
+    switch (type) {
       case 'mls_accepted': {
         const p = this.#pending;
         if (!p || p.lost) return this.#warn(`mls_accepted for epoch ${msg.epoch} without a pending commit; ignored`);
@@ -367,9 +389,41 @@ export class E2eeGroup {
       }
       case 'mls_commit':
         return this.#processCommit(msg);
+      case 'mls_reset':
+        return this.#reset(msg);
       default:
         return this.#warn(`unexpected message ${JSON.stringify(msg?.type)}; ignored`);
     }
+  }
+
+  /** A moderator reset the room's group: drop everything of the old one and start again.
+   * @param {any} msg */
+  async #reset(msg) {
+    const generation = msg.generation;
+    if (!Number.isSafeInteger(generation) || generation <= this.#generation) {
+      return this.#warn(`mls_reset to generation ${generation}, already at ${this.#generation}; ignored`);
+    }
+    this.#generation = generation;
+    this.#state = null;
+    this.#pending = null; // its retries stop, its answers carry the old generation
+    this.#removed = false;
+    this.#seen.clear();
+    this.#staleSince.clear();
+    this.#leafKeys.clear(); // the new group's epochs start at 0 again
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = null;
+    if (this.#resetTimer) clearTimeout(this.#resetTimer);
+    this.#resetTimer = null;
+    this.#onChange();
+    if (msg.by === this.participant) return this.#createGroup();
+    // Everyone else gives the moderator's group a head start, then asks with a group of its
+    // own: the server answers all but the first with the GroupInfo to join from.
+    this.#resetTimer = setTimeout(() => {
+      this.#resetTimer = null;
+      this.#enqueue(async () => {
+        if (this.#generation === generation && !this.#state && !this.#pending) await this.#createGroup();
+      }).catch((err) => this.#warn('starting after the reset failed', err));
+    }, RESET_FOLLOW_MS);
   }
 
   /** @param {any} msg */
@@ -490,7 +544,7 @@ export class E2eeGroup {
     });
     const epoch = Number(state.groupContext.epoch);
     this.#pending = { kind: 'commit', newState: res.newState, epoch: epoch + 1, lost: false };
-    this.#sendPending({ type: 'mls_commit', epoch, commit: toBase64(mls.encodeMlsMessage(res.commit)), group_info: await this.#groupInfoOf(res.newState) });
+    this.#sendPending({ type: 'mls_commit', epoch, commit: toBase64(mls.encodeMlsMessage(res.commit)), group_info: await this.#groupInfoOf(res.newState), generation: this.#generation });
   }
 
   /**
@@ -642,11 +696,13 @@ export class E2eeGroup {
   }
 
   /** Short authentication string of the current epoch (equal for all members of one group).
-   * @returns {Promise<{epoch: number, digits: string, emoji: {char: string, name: string}[]}>} */
+   * `generation` tells a new group's epoch 0 from the old group's after a reset.
+   * @returns {Promise<{epoch: number, generation: number, digits: string, emoji: {char: string, name: string}[]}>} */
   async sas() {
     const state = this.#state;
     if (!state) throw new Error('not a member of the E2EE group (yet)');
     const epoch = Number(state.groupContext.epoch);
+    const generation = this.#generation;
     const ikm = await crypto.subtle.importKey('raw', new Uint8Array(state.keySchedule.epochAuthenticator), 'HKDF', false, ['deriveBits']);
     const bits = new Uint8Array(await crypto.subtle.deriveBits({ name: 'HKDF', hash: 'SHA-256', salt: new Uint8Array(0), info: te.encode(SAS_INFO) }, ikm, 256));
     const n = new DataView(bits.buffer).getUint32(0) % 1_000_000;
@@ -655,7 +711,7 @@ export class E2eeGroup {
       const [char, name] = SAS_EMOJI[b % 64];
       return { char, name };
     });
-    return { epoch, digits: `${d.slice(0, 3)} ${d.slice(3)}`, emoji };
+    return { epoch, generation, digits: `${d.slice(0, 3)} ${d.slice(3)}`, emoji };
   }
 
   /** Stops timers and refuses further input. */
@@ -663,5 +719,7 @@ export class E2eeGroup {
     this.#closed = true;
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = null;
+    if (this.#resetTimer) clearTimeout(this.#resetTimer);
+    this.#resetTimer = null;
   }
 }

@@ -17,6 +17,12 @@
 //   name): someone the server (or anybody) added that the others cannot see in the meeting.
 // "Verified" is per person: the user compared the SAS with the others and confirmed it; a
 // newcomer is unverified until the SAS of the new epoch is compared again.
+//
+// A moderator can reset the room's group (`resetGroup()`, e.g. when a garbage commit made it
+// unusable): everyone starts a new group (group.js), nobody is verified any more (a new group
+// has a new SAS), and `status().reset` says who did it. The new group's epochs start at 0
+// again; the frame transforms get them offset by a multiple of 256 (`#epochBase`), so that
+// their epoch only grows and the KID's epoch bits (epoch mod 256) stay the MLS epoch's.
 
 import { E2eeGroup } from './group.js';
 import { FrameCrypto } from './frames.js';
@@ -48,6 +54,9 @@ import { FrameCrypto } from './frames.js';
  * @property {E2eeMember[]} members
  * @property {string[]} outside IDs of participants who are not in the group (they cannot
  *   decrypt anything: joining, or a client without E2EE).
+ * @property {number} generation The room's group generation (one more after each reset).
+ * @property {{by: string, name: string, self: boolean} | null} reset The latest reset of the
+ *   group in this session: who did it (participant ID and name), and whether it was us.
  */
 
 /** Why a browser cannot take part, as a client-side protocol error. */
@@ -67,8 +76,14 @@ export class MeetingE2ee {
   /** @type {E2eeGroup | null} */ #group = null;
   /** Messages that arrived before the group existed, in order. @type {MlsServerMessage[]} */
   #early = [];
-  /** The epoch whose media key the transforms have. */
+  /** The epoch (of the transforms: `#epochBase` + MLS epoch) whose media key they have. */
   #keyedEpoch = -1;
+  /** Added to the MLS epoch for the transforms; grows by a multiple of 256 at each reset. */
+  #epochBase = 0;
+  /** The group generation `#epochBase` and `#verified` belong to. */
+  #generation = 0;
+  /** @type {{by: string, name: string, self: boolean} | null} */
+  #reset = null;
   /** Participants ever listed by the server in this session: their stale leaves are "leaving". */
   #seen = new Set();
   /** `participant/leaf` of members the user verified. */
@@ -119,6 +134,11 @@ export class MeetingE2ee {
       void this.#start(e2ee);
     });
     session.on('mls', (msg) => {
+      if (msg.type === 'mls_reset') {
+        const by = msg.by;
+        const name = by === this.#selfId ? this.#selfName : (session.participants.find((p) => p.id === by)?.name ?? '');
+        this.#reset = { by, name, self: by === this.#selfId };
+      }
       if (this.#group) void this.#group.handle(msg);
       else this.#early.push(msg);
     });
@@ -164,12 +184,19 @@ export class MeetingE2ee {
    * from the same MLS state) to the transforms, then the page. */
   async #changed() {
     const group = this.#group;
-    if (group?.member && group.epoch !== null && group.epoch !== this.#keyedEpoch) {
-      const epoch = group.epoch;
+    if (group && group.generation !== this.#generation) {
+      // A new group: a new SAS to compare, and epochs from 0 again.
+      this.#generation = group.generation;
+      this.#verified.clear();
+      this.#epochBase = (Math.floor(this.#keyedEpoch / 256) + 1) * 256;
+    }
+    const base = this.#epochBase;
+    if (group?.member && group.epoch !== null && base + group.epoch !== this.#keyedEpoch) {
+      const epoch = base + group.epoch;
       this.#keyedEpoch = epoch;
       try {
         const key = await group.mediaSecret();
-        if (key.epoch === epoch) await this.#fc.setKey(key);
+        if (base + key.epoch === epoch && base === this.#epochBase) await this.#fc.setKey({ ...key, epoch });
       } catch (err) {
         console.warn('conclave: E2EE media key not set', err);
       }
@@ -181,8 +208,10 @@ export class MeetingE2ee {
   status() {
     const group = this.#group;
     const session = this.#session;
+    const generation = this.#generation;
+    const reset = this.#reset;
     if (!group || !group.member || !session) {
-      return { state: 'pending', epoch: null, members: [], outside: session?.participants.map((p) => p.id) ?? [] };
+      return { state: 'pending', epoch: null, members: [], outside: session?.participants.map((p) => p.id) ?? [], generation, reset };
     }
     const epoch = group.epoch;
     /** @type {E2eeMember[]} */
@@ -197,7 +226,7 @@ export class MeetingE2ee {
     const inGroup = new Set(members.filter((m) => m.match === 'present').map((m) => m.participant));
     const outside = session.participants.map((p) => p.id).filter((id) => !inGroup.has(id));
     const state = members.some((m) => m.match === 'unknown') ? 'unverified' : 'encrypted';
-    return { state, epoch, members, outside };
+    return { state, epoch, members, outside, generation, reset };
   }
 
   /** The SAS of the current epoch, or null without keys. */
@@ -208,15 +237,26 @@ export class MeetingE2ee {
 
   /**
    * The user compared the SAS of `epoch` with the others and it matched: everyone in the
-   * group now is verified. Refused (false) when the epoch has changed meanwhile.
+   * group now is verified. Refused (false) when the epoch (or, given `generation`, the group)
+   * has changed meanwhile.
    * @param {number} epoch
+   * @param {number} [generation]
    */
-  confirmSas(epoch) {
+  confirmSas(epoch, generation) {
     const status = this.status();
     if (status.epoch !== epoch) return false;
+    if (generation !== undefined && status.generation !== generation) return false;
     for (const m of status.members) if (m.match === 'present') this.#verified.add(`${m.participant}/${m.leaf}`);
     this.#onChange();
     return true;
+  }
+
+  /**
+   * Moderators: reset the room's group (`mls_reset`); everyone starts a new one.
+   * @returns {boolean} Whether it was sent.
+   */
+  resetGroup() {
+    return this.#session?.moderate({ type: 'mls_reset' }) ?? false;
   }
 
   /** Whether chat can be encrypted now. */

@@ -56,6 +56,7 @@ fn every_moderator_action(target: ParticipantId) -> Vec<ClientMessage> {
             participant: ParticipantId(1),
             message: None,
         },
+        ClientMessage::MlsReset {},
     ]
 }
 

@@ -80,6 +80,11 @@ pub struct E2eeState {
     pub epoch: Option<u64>,
     /// The latest GroupInfo (base64 MLSMessage), for joining by external commit.
     pub group_info: Option<String>,
+    /// How many times a moderator reset the room's group (`mls_reset`): 0 for the first
+    /// group. `mls_group` and `mls_commit` name the generation they are for, so that a
+    /// message for a group that was reset since cannot win an epoch of the new one.
+    #[serde(default)]
+    pub generation: u64,
 }
 
 impl Default for MeetingSettings {
@@ -149,9 +154,13 @@ pub enum ClientMessage {
     MlsGroup {
         /// The group's GroupInfo (base64 MLSMessage) for newcomers' external commits.
         group_info: String,
+        /// The generation the group is for (`joined.e2ee.generation`, or the latest
+        /// `mls_reset`); an older one is refused.
+        generation: u64,
     },
     /// E2EE: an MLS commit made from `epoch`, with the GroupInfo of the epoch it creates.
-    /// Accepted only when `epoch` is the room's current epoch (one commit per epoch).
+    /// Accepted only when `epoch` is the room's current epoch (one commit per epoch) of the
+    /// current generation.
     MlsCommit {
         /// The epoch the commit was made from.
         epoch: u64,
@@ -159,7 +168,12 @@ pub enum ClientMessage {
         commit: String,
         /// The GroupInfo of the new epoch (base64 MLSMessage).
         group_info: String,
+        /// The generation of the group the commit is for.
+        generation: u64,
     },
+    /// Moderator, E2EE: drop the room's MLS group (e.g. one that a garbage commit made
+    /// unusable). Everyone gets `mls_reset`; the next `mls_group` creates a new group.
+    MlsReset {},
     /// Raise or lower one's hand.
     RaiseHand {
         /// Whether the hand is up.
@@ -364,6 +378,7 @@ impl ClientMessage {
             ClientMessage::Chat { .. } => "chat",
             ClientMessage::MlsGroup { .. } => "mls_group",
             ClientMessage::MlsCommit { .. } => "mls_commit",
+            ClientMessage::MlsReset {} => "mls_reset",
             ClientMessage::RaiseHand { .. } => "raise_hand",
             ClientMessage::Mute { .. } => "mute",
             ClientMessage::MuteAll { .. } => "mute_all",
@@ -543,6 +558,8 @@ pub enum ServerMessage {
     MlsAccepted {
         /// The group's epoch now.
         epoch: u64,
+        /// The generation of the request (the room's current one).
+        generation: u64,
     },
     /// E2EE: your `mls_group` or `mls_commit` lost (another commit was first, or the group
     /// does not or already exists). The current state, to retry from.
@@ -551,6 +568,18 @@ pub enum ServerMessage {
         epoch: Option<u64>,
         /// The latest GroupInfo (base64), for an external commit.
         group_info: Option<String>,
+        /// The generation of the refused request. When it is older than the room's (the group
+        /// it was for was reset; `mls_reset` came before this answer), `epoch` and
+        /// `group_info` are `None` and the answer is only to be ignored.
+        generation: u64,
+    },
+    /// E2EE: a moderator reset the room's MLS group. Drop the group state and any pending
+    /// commit and start again as at join: the room has no group now.
+    MlsReset {
+        /// The moderator who reset it.
+        by: ParticipantId,
+        /// The new generation; requests for older ones are refused.
+        generation: u64,
     },
     /// E2EE: an accepted commit of another member, in the server's order.
     MlsCommit {
@@ -597,7 +626,7 @@ pub fn parse_client_message(text: &str) -> Result<ClientMessage, ProtocolError> 
             "a message needs a string field \"type\"",
         ));
     };
-    const KNOWN: [&str; 23] = [
+    const KNOWN: [&str; 24] = [
         "join",
         "answer",
         "publish",
@@ -621,6 +650,7 @@ pub fn parse_client_message(text: &str) -> Result<ClientMessage, ProtocolError> 
         "receive_video",
         "mls_group",
         "mls_commit",
+        "mls_reset",
     ];
     let Some(kind) = KNOWN.iter().copied().find(|k| *k == kind) else {
         let mut shown: String = kind.chars().take(40).collect();

@@ -150,3 +150,34 @@ fn settings_carry_last_n_and_older_senders_default_it() {
             .unwrap();
     assert_eq!(old.last_n, 0);
 }
+
+#[test]
+fn mls_messages_name_their_generation() {
+    assert_eq!(
+        parse_client_message(r#"{"type":"mls_reset"}"#).unwrap(),
+        ClientMessage::MlsReset {}
+    );
+    assert_eq!(
+        parse_client_message(r#"{"type":"mls_group","group_info":"R0kw","generation":2}"#).unwrap(),
+        ClientMessage::MlsGroup {
+            group_info: "R0kw".into(),
+            generation: 2
+        }
+    );
+    for text in [
+        r#"{"type":"mls_group","group_info":"R0kw"}"#,
+        r#"{"type":"mls_commit","epoch":0,"commit":"AAAA","group_info":"AAAA"}"#,
+        r#"{"type":"mls_reset","generation":1}"#,
+    ] {
+        let err = parse_client_message(text).unwrap_err();
+        assert_eq!(err.code, ErrorCode::BadMessage, "{text}: {}", err.message);
+    }
+    let reset = ServerMessage::MlsReset {
+        by: ParticipantId(7),
+        generation: 1,
+    };
+    assert_eq!(
+        serde_json::to_string(&reset).unwrap(),
+        r#"{"type":"mls_reset","by":"0000000000000007","generation":1}"#
+    );
+}

@@ -180,11 +180,13 @@ pub enum ModAction {
     Admit,
     /// `deny`.
     Deny,
+    /// `mls_reset` (drop the room's E2EE group).
+    MlsReset,
 }
 
 impl ModAction {
     /// Every moderator action.
-    pub const ALL: [ModAction; 13] = [
+    pub const ALL: [ModAction; 14] = [
         ModAction::Mute,
         ModAction::MuteAll,
         ModAction::Allow,
@@ -198,6 +200,7 @@ impl ModAction {
         ModAction::SetPermissions,
         ModAction::Admit,
         ModAction::Deny,
+        ModAction::MlsReset,
     ];
 }
 

@@ -88,10 +88,11 @@ impl World {
     /// Everything observable about the room, to show a refused request changed nothing.
     fn snapshot(&self) -> String {
         format!(
-            "{:?} {:?} {:?} {}",
+            "{:?} {:?} {:?} {:?} {}",
             self.core.room_participants(&self.room()),
             self.core.room_state(&self.room()),
             self.core.room_lobby(&self.room()),
+            self.core.room_e2ee(&self.room()),
             self.core.participant_count()
         )
     }
@@ -157,8 +158,8 @@ const ROLES: [Role; 3] = [Role::Moderator, Role::Participant, Role::Guest];
 const STATES: [State; 3] = [State::Default, State::LockedDown, State::ActorMuted];
 
 /// A room in `open` mode: MOD (moderator), TARGET (publishing its microphone, camera stopped
-/// by MOD), ACTOR with
-/// `role`, the room in `state`, the lobby on and WAITER knocking.
+/// by MOD), ACTOR with `role`, the room in `state`, an E2EE group (created by MOD), the lobby
+/// on and WAITER knocking.
 fn scene(role: Role, state: State) -> World {
     let mut w = World::new(AccessMode::Open);
     assert_eq!(
@@ -225,6 +226,14 @@ fn scene(role: Role, state: State) -> World {
             }
         }
     }
+    // The room has an E2EE group, so that a refused `mls_reset` has something to keep.
+    w.send(
+        MOD,
+        ClientMessage::MlsGroup {
+            group_info: "R0kw".into(),
+            generation: 0,
+        },
+    );
     w.send(MOD, ClientMessage::SetLobby { enabled: true });
     w.connect(WAITER, guest("w"));
     assert!(waits(&w.join(WAITER, None), WAITER).is_some());
@@ -366,6 +375,11 @@ fn actions() -> Vec<(&'static str, Option<ClientMessage>, Action)> {
             }),
             Action::Moderate(M::Deny),
         ),
+        (
+            "reset encryption",
+            Some(ClientMessage::MlsReset {}),
+            Action::Moderate(M::MlsReset),
+        ),
     ]
 }
 
@@ -392,6 +406,7 @@ const EXPECTED: &[(&str, &str)] = &[
     ("set permissions", "100 100 100"),
     ("admit", "100 100 100"),
     ("deny", "100 100 100"),
+    ("reset encryption", "100 100 100"),
 ];
 
 #[test]
@@ -446,7 +461,7 @@ fn permission_matrix_every_cell() {
             }
         }
     }
-    assert_eq!(cells, 20 * 9);
+    assert_eq!(cells, 21 * 9);
 }
 
 // ---------------------------------------------------------------------------------------

@@ -252,8 +252,13 @@ struct Room {
     lobby: BTreeMap<ParticipantId, Waiter>,
     bans: BTreeSet<BanKey>,
     /// The MLS group this room's clients share (E2EE): the server only orders commits and
-    /// keeps the latest GroupInfo. `None` until a client creates the group.
+    /// keeps the latest GroupInfo. `None` until a client creates the group, and again after
+    /// a moderator's `mls_reset`.
     mls: Option<MlsState>,
+    /// How many times a moderator reset the group. MLS messages name the generation they are
+    /// for: after a reset the epochs start again at 0, and without it a commit for the old
+    /// group that was still on its way could win the same epoch number of the new one.
+    mls_generation: u64,
 }
 
 /// What the server keeps of a room's MLS group: never a key, only what orders commits and
@@ -280,6 +285,7 @@ impl Room {
             lobby: BTreeMap::new(),
             bans: BTreeSet::new(),
             mls: None,
+            mls_generation: 0,
         }
     }
 
@@ -319,6 +325,16 @@ impl Room {
     fn permissions_of(&self, id: ParticipantId) -> Permissions {
         let p = &self.participants[&id];
         effective_permissions(p.role, &p.denied, &self.state)
+    }
+
+    /// The MLS delivery-service state, as `joined.e2ee` carries it.
+    fn e2ee(&self, mode: E2eeMode) -> E2eeState {
+        E2eeState {
+            mode,
+            epoch: self.mls.as_ref().map(|m| m.epoch),
+            group_info: self.mls.as_ref().map(|m| m.group_info.clone()),
+            generation: self.mls_generation,
+        }
     }
 
     fn is_empty(&self) -> bool {
@@ -402,6 +418,11 @@ impl RoomCore {
     /// Number of open connections (joined or not).
     pub fn connection_count(&self) -> usize {
         self.conns.len()
+    }
+
+    /// The room's E2EE state as a newcomer would get it (`joined.e2ee`), if the room exists.
+    pub fn room_e2ee(&self, room: &RoomId) -> Option<E2eeState> {
+        Some(self.rooms.get(room)?.e2ee(self.settings.e2ee))
     }
 
     /// Participants of a room in join order, if it exists.
@@ -573,17 +594,30 @@ impl RoomCore {
                     self.chat(conn, &room, text, ciphertext, to, out)
                 }
             }
-            (ClientMessage::MlsGroup { group_info }, Some(room)) => {
-                self.mls(conn, &room, None, None, group_info, out)
-            }
+            (
+                ClientMessage::MlsGroup {
+                    group_info,
+                    generation,
+                },
+                Some(room),
+            ) => self.mls(conn, &room, generation, None, None, group_info, out),
             (
                 ClientMessage::MlsCommit {
                     epoch,
                     commit,
                     group_info,
+                    generation,
                 },
                 Some(room),
-            ) => self.mls(conn, &room, Some(epoch), Some(commit), group_info, out),
+            ) => self.mls(
+                conn,
+                &room,
+                generation,
+                Some(epoch),
+                Some(commit),
+                group_info,
+                out,
+            ),
             (ClientMessage::RaiseHand { raised }, Some(room)) => {
                 self.raise_hand(conn, &room, raised, out)
             }
@@ -971,11 +1005,7 @@ impl RoomCore {
                     max_name_chars: self.limits.max_name_chars,
                     max_chat_chars: self.limits.max_chat_chars,
                 },
-                e2ee: E2eeState {
-                    mode: self.settings.e2ee,
-                    epoch: r.mls.as_ref().map(|m| m.epoch),
-                    group_info: r.mls.as_ref().map(|m| m.group_info.clone()),
-                },
+                e2ee: r.e2ee(self.settings.e2ee),
             },
         ));
         out.push(Effect::Media(MediaCommand::AddParticipant {
@@ -1086,6 +1116,7 @@ impl RoomCore {
             ClientMessage::SetPermissions { .. } => ModAction::SetPermissions,
             ClientMessage::Admit { .. } => ModAction::Admit,
             ClientMessage::Deny { .. } => ModAction::Deny,
+            ClientMessage::MlsReset {} => ModAction::MlsReset,
             // Every other message is handled in `on_message`.
             _ => return,
         };
@@ -1245,6 +1276,7 @@ impl RoomCore {
                 }
                 self.turn_away(room_id, participant, LeaveReason::Denied, message, out);
             }
+            ClientMessage::MlsReset {} => self.mls_reset(conn, room_id, out),
             _ => {}
         }
     }
@@ -1538,10 +1570,12 @@ impl RoomCore {
     /// The MLS delivery service: `mls_group` (no `epoch`) creates the group, `mls_commit`
     /// advances it by one epoch. First come wins; the loser gets the current state back.
     /// Nothing here reads MLS: the clients verify every commit themselves.
+    #[allow(clippy::too_many_arguments)]
     fn mls(
         &mut self,
         conn: ConnId,
         room_id: &RoomId,
+        generation: u64,
         epoch: Option<u64>,
         commit: Option<String>,
         group_info: String,
@@ -1572,6 +1606,30 @@ impl RoomCore {
         let Some(room) = self.rooms.get_mut(room_id) else {
             return;
         };
+        if generation > room.mls_generation {
+            return refuse(
+                out,
+                ErrorCode::InvalidE2ee,
+                format!(
+                    "`generation` {generation} does not exist yet; the room's E2EE group is at \
+                     generation {}",
+                    room.mls_generation
+                ),
+            );
+        }
+        if generation < room.mls_generation {
+            // For a group a moderator has reset since: it must not win an epoch of the new
+            // group. The sender got `mls_reset` before this answer.
+            out.push(Effect::Send(
+                conn,
+                ServerMessage::MlsRejected {
+                    epoch: None,
+                    group_info: None,
+                    generation,
+                },
+            ));
+            return;
+        }
         let accepted = match (&room.mls, epoch) {
             (None, None) => Some(0),
             (Some(state), Some(e)) if state.epoch == e => e.checked_add(1),
@@ -1583,6 +1641,7 @@ impl RoomCore {
                 ServerMessage::MlsRejected {
                     epoch: room.mls.as_ref().map(|m| m.epoch),
                     group_info: room.mls.as_ref().map(|m| m.group_info.clone()),
+                    generation,
                 },
             ));
             return;
@@ -1605,8 +1664,42 @@ impl RoomCore {
         }
         out.push(Effect::Send(
             conn,
-            ServerMessage::MlsAccepted { epoch: new_epoch },
+            ServerMessage::MlsAccepted {
+                epoch: new_epoch,
+                generation,
+            },
         ));
+    }
+
+    /// A moderator's `mls_reset` (already authorized): forget the group and start a new
+    /// generation. Everyone, the moderator included, hears it in order with the other
+    /// messages, so a client knows that every MLS message after it on its socket is about the
+    /// new generation.
+    fn mls_reset(&mut self, conn: ConnId, room_id: &RoomId, out: &mut Vec<Effect>) {
+        if self.settings.e2ee == E2eeMode::Off {
+            return out.push(Effect::Send(
+                conn,
+                ServerMessage::error(
+                    ErrorCode::E2eeOff,
+                    "end-to-end encryption is off on this server; there is no group to reset",
+                ),
+            ));
+        }
+        let Some(room) = self.rooms.get_mut(room_id) else {
+            return;
+        };
+        room.mls = None;
+        room.mls_generation = room.mls_generation.saturating_add(1);
+        let generation = room.mls_generation;
+        for &id in &room.join_order {
+            out.push(Effect::Send(
+                ConnId(id.0),
+                ServerMessage::MlsReset {
+                    by: conn.participant(),
+                    generation,
+                },
+            ));
+        }
     }
 
     fn raise_hand(&mut self, conn: ConnId, room_id: &RoomId, raised: bool, out: &mut Vec<Effect>) {

@@ -526,3 +526,106 @@ fn receive_video_is_the_senders_own_switch() {
     assert_eq!(error_code(&e), Some(ErrorCode::NotJoined));
     assert!(media(&e).is_empty());
 }
+
+#[test]
+fn mls_reset_drops_the_group_and_refuses_messages_for_the_old_generation() {
+    let mut s = Sim::new(Limits::default());
+    s.join(1, ROOM, "Ada"); // the first in an open room moderates it
+    s.join(2, ROOM, "Bob");
+    let group = |generation| ClientMessage::MlsGroup {
+        group_info: "R0kw".into(),
+        generation,
+    };
+    let commit = |epoch, generation| ClientMessage::MlsCommit {
+        epoch,
+        commit: "Q0lU".into(),
+        group_info: "R0kx".into(),
+        generation,
+    };
+    let room = conclave_proto::RoomId::parse(ROOM).unwrap();
+    let state = |s: &Sim| {
+        let e = s.core.room_e2ee(&room).unwrap();
+        (e.epoch, e.group_info, e.generation)
+    };
+    s.msg(1, group(0));
+    s.msg(2, commit(0, 0));
+    assert_eq!(state(&s), (Some(1), Some("R0kx".into()), 0));
+
+    // Bob is no moderator: refused, nothing changes, nobody else hears of it.
+    let e = s.msg(2, ClientMessage::MlsReset {});
+    assert_eq!(error_code(&e), Some(ErrorCode::Forbidden));
+    assert_eq!(e.len(), 1);
+    assert_eq!(state(&s), (Some(1), Some("R0kx".into()), 0));
+
+    // Ada resets: no group, generation 1, and both (Ada too) are told, in join order.
+    let e = s.msg(1, ClientMessage::MlsReset {});
+    let reset = ServerMessage::MlsReset {
+        by: ParticipantId(1),
+        generation: 1,
+    };
+    assert_eq!(
+        e,
+        vec![
+            Effect::Send(ConnId(1), reset.clone()),
+            Effect::Send(ConnId(2), reset)
+        ]
+    );
+    assert_eq!(state(&s), (None, None, 1));
+
+    // A commit for the old group (it was on its way) is refused with nothing to retry from.
+    let old = ServerMessage::MlsRejected {
+        epoch: None,
+        group_info: None,
+        generation: 0,
+    };
+    assert_eq!(sent_to(&s.msg(2, commit(1, 0)), 2), vec![old.clone()]);
+    assert_eq!(sent_to(&s.msg(2, group(0)), 2), vec![old.clone()]);
+    // A generation that does not exist is bad input.
+    assert_eq!(
+        error_code(&s.msg(2, group(2))),
+        Some(ErrorCode::InvalidE2ee)
+    );
+    assert_eq!(state(&s), (None, None, 1));
+
+    // The new group: created at epoch 0 of generation 1, advanced by a commit of generation 1.
+    assert_eq!(
+        sent_to(&s.msg(2, group(1)), 2),
+        vec![ServerMessage::MlsAccepted {
+            epoch: 0,
+            generation: 1
+        }]
+    );
+    // Epoch 0 is the new group's epoch now; the old group's commit from its epoch 0 must not
+    // win it.
+    let e = s.msg(1, commit(0, 0));
+    assert_eq!(sent_to(&e, 1), vec![old]);
+    assert!(sent_to(&e, 2).is_empty());
+    let e = s.msg(1, commit(0, 1));
+    assert_eq!(
+        sent_to(&e, 1),
+        vec![ServerMessage::MlsAccepted {
+            epoch: 1,
+            generation: 1
+        }]
+    );
+    assert_eq!(sent_to(&e, 2).len(), 1, "Bob gets the commit relayed");
+    assert_eq!(state(&s), (Some(1), Some("R0kx".into()), 1));
+
+    // A newcomer learns the generation.
+    let e = s.join(3, ROOM, "Cy");
+    match &sent_to(&e, 3)[0] {
+        ServerMessage::Joined { e2ee, .. } => {
+            assert_eq!((e2ee.epoch, e2ee.generation), (Some(1), 1))
+        }
+        m => panic!("unexpected {m:?}"),
+    }
+}
+
+#[test]
+fn mls_reset_without_e2ee_is_refused() {
+    let mut s = Sim::without_e2ee(Limits::default());
+    s.join(1, ROOM, "Ada");
+    let e = s.msg(1, ClientMessage::MlsReset {});
+    assert_eq!(error_code(&e), Some(ErrorCode::E2eeOff));
+    assert_eq!(e.len(), 1);
+}
