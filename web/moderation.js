@@ -51,8 +51,6 @@ export class ModerationUI {
   #formerRoles = new Map();
   /** Whether the knock and settings panels are open. */
   #open = { knocks: false, settings: false };
-  /** Sources each participant was stopped from by us, so we offer "allow" (the server does not say). @type {Map<string, Set<Source>>} */
-  #stopped = new Map();
   #ui = {
     knockPanel: byId('knock-panel', HTMLElement),
     knockList: byId('knock-list', HTMLUListElement),
@@ -169,7 +167,6 @@ export class ModerationUI {
     this.#role = 'participant';
     this.#state = null;
     this.#knocks.clear();
-    this.#stopped.clear();
     this.#formerRoles.clear();
     this.#open = { knocks: false, settings: false };
     if (this.#ui.dialog.open) this.#ui.dialog.close('no');
@@ -219,7 +216,6 @@ export class ModerationUI {
    * @param {string} id
    */
   forget(id) {
-    this.#stopped.delete(id);
     this.#formerRoles.delete(id);
   }
 
@@ -234,7 +230,8 @@ export class ModerationUI {
     group.className = 'person-actions';
     group.setAttribute('role', 'group');
     group.setAttribute('aria-label', t('actionFor', { action: t('moderation'), name: info.name }));
-    const stopped = this.#stopped.get(info.id) ?? new Set();
+    // what a moderator (any of us) stopped, as the server says (`denied`)
+    const stopped = new Set(info.denied ?? []);
     /**
      * @param {MessageKey} key
      * @param {() => void} action
@@ -252,20 +249,10 @@ export class ModerationUI {
     };
     for (const [source, stopKey, allowKey] of SOURCE_ACTIONS) {
       if (stopped.has(source)) {
-        button(allowKey, () => {
-          if (this.#send({ type: 'allow', participant: info.id, source })) {
-            stopped.delete(source);
-            this.#redrawPeople();
-          }
-        });
+        // the server's participant_updated redraws the entry
+        button(allowKey, () => this.#send({ type: 'allow', participant: info.id, source }));
       } else {
-        button(stopKey, () => {
-          if (this.#send({ type: 'mute', participant: info.id, source })) {
-            stopped.add(source);
-            this.#stopped.set(info.id, stopped);
-            this.#redrawPeople();
-          }
-        });
+        button(stopKey, () => this.#send({ type: 'mute', participant: info.id, source }));
       }
     }
     if (info.role === 'moderator') {

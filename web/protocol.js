@@ -44,6 +44,7 @@ export const ROOM_ID_PATTERN = /^[A-Za-z0-9_-]{16,64}$/;
  * @property {boolean} [hand_raised] Whether their hand is raised.
  * @property {Role} [role] Their role in the room.
  * @property {boolean} [signed_in] Signed in (account or token) rather than a guest.
+ * @property {Source[]} [denied] Sources a moderator stopped and has not allowed again (absent: none).
  */
 
 /** @typedef {'moderator' | 'participant' | 'guest'} Role */

@@ -1,5 +1,6 @@
-//! Moderation over the real wire: a guest's forbidden requests over a raw WebSocket, and a
-//! hard mute checked at the packet level with real UDP media.
+//! Moderation over the real wire: a guest's forbidden requests over a raw WebSocket, a
+//! hard mute checked at the packet level with real UDP media, and every moderator learning
+//! of a mute another moderator made.
 
 mod common;
 
@@ -236,6 +237,67 @@ async fn after_a_hard_mute_the_muted_participants_rtp_is_not_forwarded() {
             > audio_after + 20
     })
     .await;
+}
+
+/// A second moderator learns of a mute (and its lifting) by the first: the muted
+/// participant's `participant_updated` carries `denied`, so every moderator's page can offer
+/// "allow", whoever stopped the source.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_moderator_learns_of_a_mute_and_of_its_lifting() {
+    let srv = start(|_| {}).await;
+    let host = TestParticipant::join(&srv.url, ROOM, "Host").await.unwrap();
+    let second = TestParticipant::join(&srv.url, ROOM, "Second")
+        .await
+        .unwrap();
+    let muted = TestParticipant::join(&srv.url, ROOM, "Muted")
+        .await
+        .unwrap();
+    host.send(ClientMessage::SetRole {
+        participant: second.id,
+        role: Role::Moderator,
+    });
+    eventually("the second one is a moderator", T, || {
+        second.observed().messages.iter().any(
+            |m| matches!(m, ServerMessage::SelfUpdated { role, .. } if *role == Role::Moderator),
+        )
+    })
+    .await;
+    let denied_seen_by_second =
+        |want: &[Source]| last_denied(&second, muted.id).as_deref() == Some(want);
+    host.send(ClientMessage::Mute {
+        participant: muted.id,
+        source: Source::Microphone,
+    });
+    eventually("the second moderator sees the microphone denied", T, || {
+        denied_seen_by_second(&[Source::Microphone])
+    })
+    .await;
+    host.send(ClientMessage::MuteAll {
+        source: Source::Camera,
+    });
+    eventually("... and after mute-all the camera too", T, || {
+        denied_seen_by_second(&[Source::Microphone, Source::Camera])
+    })
+    .await;
+    // the second moderator lifts the first one's mute
+    second.send(ClientMessage::Allow {
+        participant: muted.id,
+        source: Source::Microphone,
+    });
+    eventually("the host sees the microphone allowed again", T, || {
+        last_denied(&host, muted.id).as_deref() == Some(&[Source::Camera][..])
+    })
+    .await;
+}
+
+/// The `denied` sources of `who` in the last `participant_updated` about them that `p` got.
+fn last_denied(p: &TestParticipant, who: ParticipantId) -> Option<Vec<Source>> {
+    p.observed().messages.iter().rev().find_map(|m| match m {
+        ServerMessage::ParticipantUpdated { participant } if participant.id == who => {
+            Some(participant.denied.clone())
+        }
+        _ => None,
+    })
 }
 
 /// A page on another origin must not open a WebSocket that rides on our cookies.

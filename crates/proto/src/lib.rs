@@ -417,6 +417,10 @@ pub struct ParticipantInfo {
     /// whose name nobody vouches for.
     #[serde(default)]
     pub signed_in: bool,
+    /// Sources a moderator stopped (`mute`) and has not allowed again: every moderator's
+    /// page offers "allow" for them, whoever stopped them. Absent when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub denied: Vec<Source>,
 }
 
 /// What one downstream m-line (by `mid`) carries.

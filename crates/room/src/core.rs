@@ -297,6 +297,7 @@ impl Room {
             hand_raised: p.hand_raised,
             role: p.role,
             signed_in: p.signed_in,
+            denied: p.denied.iter().copied().collect(),
         })
     }
 
@@ -1170,6 +1171,7 @@ impl RoomCore {
                 let p = room.participants.get_mut(&participant).expect("checked");
                 if p.denied.remove(&source) {
                     self.send_self_updated(room_id, participant, out);
+                    self.broadcast_info(room_id, participant, out);
                 }
             }
             ClientMessage::Remove {
@@ -1321,6 +1323,8 @@ impl RoomCore {
         self.set_source(ConnId(who.0), room_id, source, false, out);
         if newly {
             self.send_self_updated(room_id, who, out);
+            // every moderator's page learns it (offers "allow"), whoever stopped it
+            self.broadcast_info(room_id, who, out);
         }
     }
 
