@@ -24,7 +24,9 @@ import { onLocaleChange, t } from './i18n.js';
  */
 
 /**
- * @typedef {(text: string, to: string | null) => boolean} SendChat
+ * @typedef {(text: string, to: string | null) => boolean | Promise<boolean>} SendChat
+ * Whether the message went out (a promise when it is encrypted first); on false the text
+ * stays in the input, so nothing typed is lost.
  *   Send `text` to participant `to` (null for everyone); false if it could not be sent.
  */
 
@@ -44,15 +46,17 @@ export class ChatPanel {
    */
   constructor(ui, send) {
     this.#ui = ui;
-    ui.form.addEventListener('submit', (event) => {
+    ui.form.addEventListener('submit', async (event) => {
       event.preventDefault();
-      const text = ui.input.value.trim();
+      const typed = ui.input.value;
+      const text = typed.trim();
       if (!text) return;
       const to = ui.recipient.value || null;
-      if (!send(text, to)) return;
       const toName = to ? (this.#people.find((p) => p.id === to)?.name ?? null) : null;
+      if (!(await send(text, to))) return;
       this.#add({ from: null, to: toName, text, private: to !== null });
-      ui.input.value = '';
+      // clear it unless something else was typed meanwhile
+      if (ui.input.value === typed) ui.input.value = '';
       ui.input.focus();
     });
     onLocaleChange(() => this.#redraw());

@@ -494,7 +494,8 @@ export function showRoom(room) {
 
   /**
    * Send a chat message: encrypted when the meeting is, else as text. Returns whether it
-   * was (or is being) sent; the panel shows it as ours.
+   * was sent (after encrypting it, when the meeting is encrypted); then the panel shows it as
+   * ours, else the text stays in the input.
    * @param {string} text
    * @param {string | null} to
    */
@@ -507,16 +508,17 @@ export function showRoom(room) {
       showAlert('chatNotReady');
       return false;
     }
-    encryption.encrypt(text, to).then(
-      (ciphertext) => {
-        if (session === current) current.sendEncryptedChat(ciphertext, to ?? undefined);
-      },
+    return encryption.encrypt(text, to).then(
+      (ciphertext) => session === current && current.sendEncryptedChat(ciphertext, to ?? undefined),
       (err) => {
         console.warn('conclave: chat not encrypted', err);
-        showAlert('chatNotReady');
+        // a private message to someone whose leaf is not in the group yet (group.js says so)
+        if (to !== null && err instanceof Error && err.message.includes('has no leaf')) {
+          showAlert('chatRecipientNotReady', { name: roster.nameOf(to) ?? t('someone') });
+        } else showAlert('chatNotReady');
+        return false;
       },
     );
-    return true;
   }
 
   /** The SAS shown, by group generation and epoch, so that it is derived once per epoch. @type {{epoch: number, generation: number, digits: string, emoji: {char: string, name: string}[]} | null} */

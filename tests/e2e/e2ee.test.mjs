@@ -293,6 +293,17 @@ test('three participants with E2EE decode each other; without the keys nothing d
     assert.equal(sentPrivate[1].to, ids[1]);
     assert.ok(!Buffer.from(sentPrivate[1].ciphertext, 'base64').includes(Buffer.from('marmalade')), 'the private chat frame contains the plaintext');
     assert.ok(!(await c.page.evaluate((text) => document.querySelector('#chat-log')?.textContent?.includes(text) ?? false, whisper)), 'Cy shows the private message');
+
+    // To someone without keys (the tap, named Tap, has no leaf): nothing is sent, Ada is told why, and
+    // her text stays in the input.
+    const unsealed = 'This cannot be sealed for the tap';
+    await a.page.locator('#chat-to').selectOption({ label: 'Tap' });
+    await a.page.getByLabel('Message', { exact: true }).fill(unsealed);
+    await a.page.getByRole('button', { name: 'Send', exact: true }).click();
+    await a.page.locator('#alert', { hasText: 'Tap has no encryption keys yet' }).waitFor({ state: 'visible' });
+    assert.equal(await a.page.getByLabel('Message', { exact: true }).inputValue(), unsealed, 'the text stays in the input');
+    assert.equal(a.logs.filter((l) => l.startsWith('ws> ') && l.includes('"chat"')).length, 2, 'no third chat frame was sent');
+    assert.ok(!(await a.page.evaluate((text) => document.querySelector('#chat-log')?.textContent?.includes(text) ?? false, unsealed)), 'shown as sent');
   });
 });
 
