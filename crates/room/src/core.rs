@@ -601,7 +601,7 @@ impl RoomCore {
                     generation,
                 },
                 Some(room),
-            ) => self.mls(conn, &room, generation, None, None, group_info, out),
+            ) => self.mls(conn, &room, generation, None, group_info, out),
             (
                 ClientMessage::MlsCommit {
                     epoch,
@@ -614,8 +614,7 @@ impl RoomCore {
                 conn,
                 &room,
                 generation,
-                Some(epoch),
-                Some(commit),
+                Some((epoch, commit)),
                 group_info,
                 out,
             ),
@@ -1573,15 +1572,14 @@ impl RoomCore {
 
     /// The MLS delivery service: `mls_group` (no `epoch`) creates the group, `mls_commit`
     /// advances it by one epoch. First come wins; the loser gets the current state back.
-    /// Nothing here reads MLS: the clients verify every commit themselves.
-    #[allow(clippy::too_many_arguments)]
+    /// Nothing here reads MLS: the clients verify every commit themselves. `commit` is the
+    /// epoch it is made from and the commit (`mls_commit`); `None` for `mls_group`.
     fn mls(
         &mut self,
         conn: ConnId,
         room_id: &RoomId,
         generation: u64,
-        epoch: Option<u64>,
-        commit: Option<String>,
+        commit: Option<(u64, String)>,
         group_info: String,
         out: &mut Vec<Effect>,
     ) {
@@ -1598,7 +1596,7 @@ impl RoomCore {
         }
         let max = self.limits.max_mls_chars;
         for (field, value) in [
-            ("commit", commit.as_deref()),
+            ("commit", commit.as_ref().map(|(_, c)| c.as_str())),
             ("group_info", Some(&*group_info)),
         ] {
             if let Some(value) = value
@@ -1634,9 +1632,9 @@ impl RoomCore {
             ));
             return;
         }
-        let accepted = match (&room.mls, epoch) {
+        let accepted = match (&room.mls, &commit) {
             (None, None) => Some(0),
-            (Some(state), Some(e)) if state.epoch == e => e.checked_add(1),
+            (Some(state), Some((e, _))) if state.epoch == *e => e.checked_add(1),
             _ => None,
         };
         let Some(new_epoch) = accepted else {
@@ -1654,7 +1652,7 @@ impl RoomCore {
             epoch: new_epoch,
             group_info,
         });
-        if let (Some(epoch), Some(commit)) = (epoch, commit) {
+        if let Some((epoch, commit)) = commit {
             for &other in room.join_order.iter().filter(|id| **id != me) {
                 out.push(Effect::Send(
                     ConnId(other.0),
