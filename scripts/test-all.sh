@@ -8,12 +8,21 @@ cd "$(dirname "$0")/.."
 step() { printf '\n==> %s\n' "$*"; }
 
 step "system packages"
-if ! command -v chromium >/dev/null 2>&1; then
+# chromium and firefox-esr for the browser tests; coturn for its turnutils_uclient, a real
+# third-party TURN client the TURN tests drive; nftables and iproute2 for the network tests.
+need=()
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v firefox-esr >/dev/null 2>&1 || need+=(firefox-esr)
+command -v turnutils_uclient >/dev/null 2>&1 || need+=(coturn)
+command -v nft >/dev/null 2>&1 || need+=(nftables)
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
+if [ "${#need[@]}" -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 chromium --version
+firefox-esr --version
 
 step "npm packages"
 npm ci --no-audit --no-fund --loglevel=error

@@ -9,8 +9,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 use conclave_media::{MediaEvent, MediaPlane};
 use conclave_proto::{ClientMessage, ErrorCode, LeaveReason, ProtocolError, ServerMessage};
-use conclave_room::{ConnId, Effect, Identity, Input, Peer, RoomCore};
+use conclave_room::{ConnId, Effect, Identity, Input, MediaCommand, Peer, RoomCore};
 use tokio::sync::{mpsc, oneshot};
+
+use crate::turn::IceServers;
 
 /// What a WebSocket task is told to do.
 #[derive(Debug)]
@@ -68,8 +70,10 @@ pub async fn run(
     tokens: Option<Tokens>,
     max_connections: usize,
     media: Arc<MediaPlane>,
+    ice: Option<Arc<IceServers>>,
     mut rx: mpsc::UnboundedReceiver<ToConference>,
 ) {
+    let ice = ice.as_deref();
     let mut conns: HashMap<ConnId, mpsc::UnboundedSender<Outbound>> = HashMap::new();
     // Sessions whose token expires during the meeting (only with `enforce_expiry`).
     let mut expiries: HashMap<ConnId, SystemTime> = HashMap::new();
@@ -83,7 +87,7 @@ pub async fn run(
             _ = tick.tick() => {
                 // Reserved rooms whose window ended close themselves.
                 let effects = core.handle(Instant::now(), Input::Tick);
-                run_effects(&conns, &media, effects);
+                run_effects(&conns, &media, ice, effects);
                 let wall = SystemTime::now();
                 let expired: Vec<ConnId> =
                     expiries.iter().filter(|(_, t)| **t <= wall).map(|(c, _)| *c).collect();
@@ -96,7 +100,7 @@ pub async fn run(
                     send(&conns, c, Outbound::Message(Box::new(bye)));
                     send(&conns, c, Outbound::Close);
                     let effects = core.handle(Instant::now(), Input::Closed(c, LeaveReason::Removed));
-                    run_effects(&conns, &media, effects);
+                    run_effects(&conns, &media, ice, effects);
                 }
                 continue;
             }
@@ -143,20 +147,33 @@ pub async fn run(
                 continue;
             }
         };
-        run_effects(&conns, &media, effects);
+        run_effects(&conns, &media, ice, effects);
     }
 }
 
 fn run_effects(
     conns: &HashMap<ConnId, mpsc::UnboundedSender<Outbound>>,
     media: &MediaPlane,
+    ice: Option<&IceServers>,
     effects: Vec<Effect>,
 ) {
     for effect in effects {
         match effect {
-            Effect::Send(c, m) => send(conns, c, Outbound::Message(Box::new(m))),
+            Effect::Send(c, mut m) => {
+                // Only an admitted participant gets TURN credentials: `joined`, never `lobby`.
+                if let Some(ice) = ice {
+                    ice.fill(&mut m);
+                }
+                send(conns, c, Outbound::Message(Box::new(m)))
+            }
             Effect::Close(c) => send(conns, c, Outbound::Close),
-            Effect::Media(cmd) => media.command(cmd),
+            Effect::Media(cmd) => {
+                // The session is over (left, removed, timed out): so is its relay.
+                if let (Some(ice), MediaCommand::RemoveParticipant { participant }) = (ice, &cmd) {
+                    ice.revoke(*participant);
+                }
+                media.command(cmd)
+            }
         }
     }
 }

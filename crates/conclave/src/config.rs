@@ -53,6 +53,10 @@ pub struct Config {
     pub accounts: AccountsConfig,
     /// The admin REST API (room reservations).
     pub api: ApiConfig,
+    /// The built-in STUN/TURN server.
+    pub turn: crate::turn::TurnSection,
+    /// How participants reach the media plane.
+    pub network: crate::turn::NetworkConfig,
 }
 
 /// `[api]`
@@ -386,6 +390,8 @@ impl Default for Config {
             public_url: None,
             accounts: AccountsConfig::default(),
             api: ApiConfig::default(),
+            turn: crate::turn::TurnSection::default(),
+            network: crate::turn::NetworkConfig::default(),
         }
     }
 }
@@ -534,6 +540,10 @@ impl Config {
         if self.tokens.enabled {
             self.tokens.validate()?;
         }
+        self.turn.validate()?;
+        if self.network.relay_only && !self.turn.enabled {
+            bail!("network.relay_only needs the TURN server: set turn.enabled = true");
+        }
         if let Some(u) = &self.public_url
             && !u.starts_with("https://")
         {
@@ -676,6 +686,7 @@ mod tests {
             "jwks_url",
             "jwks_ca_file",
             "admin_key_file",
+            "host",
         ];
         let uncommented: String = text
             .lines()

@@ -3,11 +3,13 @@
 
 pub mod conference;
 pub mod config;
+pub mod demux;
 pub mod http;
 pub mod invite;
 pub mod rooms_api;
 pub mod signin;
 pub mod tls;
+pub mod turn;
 pub mod ws;
 
 use std::net::SocketAddr;
@@ -31,6 +33,8 @@ use crate::ws::SocketLimits;
 /// A running server. Dropping it stops everything.
 pub struct Server {
     https_addr: SocketAddr,
+    turn: Option<conclave_turn::Turn>,
+    turn_addrs: turn::TurnAddrs,
     media: Arc<MediaPlane>,
     conf: mpsc::UnboundedSender<ToConference>,
     tasks: Vec<JoinHandle<()>>,
@@ -44,8 +48,16 @@ impl Server {
             format!("cannot create data directory {}", config.data_dir.display())
         })?;
         let (cert, key) = tls::cert_paths(&config)?;
-        let tls = TlsAcceptor::from(tls::server_config(&cert, &key)?);
+        let tls_config = tls::server_config(&cert, &key)?;
         let https_addr = listener.local_addr()?;
+        // Filled once the TURN server runs (it needs the media plane's address first).
+        let relays: Arc<std::sync::OnceLock<conclave_turn::Turn>> = Arc::default();
+        let accept_source = config.network.relay_only.then(|| {
+            let relays = relays.clone();
+            conclave_media::SourceFilter(Arc::new(move |a| {
+                relays.get().is_some_and(|t| t.is_relay(a))
+            }))
+        });
 
         let (conf_tx, conf_rx) = mpsc::unbounded_channel();
         let events_tx = conf_tx.clone();
@@ -58,6 +70,7 @@ impl Server {
                 threads: config.media_thread_count(),
                 last_n: config.meeting.last_n as usize,
                 h264: config.meeting.e2ee == conclave_proto::E2eeMode::Off,
+                accept_source,
             },
             Arc::new(move |e| {
                 let _ = events_tx.send(ToConference::Media(e));
@@ -65,13 +78,40 @@ impl Server {
         )
         .with_context(|| format!("cannot bind media UDP socket {}", config.media_bind()))?;
         let media = Arc::new(media);
+        let mut tasks = Vec::new();
+        let turn = turn::start(
+            &config,
+            &tls_config,
+            media.local_addr(),
+            config.announce_ip(),
+            https_addr.port(),
+        )?;
+        let (turn_handle, ice, turn_addrs) = match turn {
+            Some(t) => {
+                let _ = relays.set(t.turn.clone());
+                tasks.extend(t.tasks);
+                tracing::info!(
+                    udp = ?t.addrs.udp, tcp = ?t.addrs.tcp, tls = ?t.addrs.tls,
+                    on_https_port = config.turn.on_https_port, "TURN server"
+                );
+                (Some(t.turn), Some(t.ice), t.addrs)
+            }
+            None => (None, None, turn::TurnAddrs::default()),
+        };
+        let https_turn = turn_handle.clone().filter(|_| config.turn.on_https_port);
+        let tls = {
+            let mut c = (*tls_config).clone();
+            if https_turn.is_some() {
+                c.alpn_protocols.push(turn::TURN_ALPN.to_vec());
+            }
+            TlsAcceptor::from(Arc::new(c))
+        };
 
         let core = RoomCore::with_access(
             config.limits.core(),
             config.meeting.settings(),
             config.access_policy(),
         );
-        let mut tasks = Vec::new();
         let tokens = if config.tokens.enabled {
             let verifier = conclave_token::TokenVerifier::from_config(&config.tokens)
                 .context("cannot use the [tokens] configuration")?;
@@ -87,6 +127,7 @@ impl Server {
             tokens,
             config.limits.max_connections,
             media.clone(),
+            ice,
             conf_rx,
         ));
         let limits = SocketLimits {
@@ -146,9 +187,11 @@ impl Server {
             tokens: config.tokens.enabled,
         };
         let app = http::router(conf_tx.clone(), limits, signin, admin, public);
-        let accept = tokio::spawn(accept_loop(listener, tls, app));
+        let accept = tokio::spawn(accept_loop(listener, tls, app, https_turn));
         Ok(Server {
             https_addr,
+            turn: turn_handle,
+            turn_addrs,
             media,
             conf: conf_tx,
             tasks: {
@@ -166,6 +209,16 @@ impl Server {
     /// The media UDP address with the real port.
     pub fn media_addr(&self) -> SocketAddr {
         self.media.local_addr()
+    }
+
+    /// The TURN listeners' addresses (all `None` when TURN is off).
+    pub fn turn_addrs(&self) -> turn::TurnAddrs {
+        self.turn_addrs
+    }
+
+    /// TURN counters (`None` when TURN is off).
+    pub async fn turn_stats(&self) -> Option<conclave_turn::TurnStats> {
+        self.turn.as_ref()?.stats().await
     }
 
     /// What the media plane holds right now.
@@ -189,7 +242,12 @@ impl Drop for Server {
     }
 }
 
-async fn accept_loop(listener: TcpListener, tls: TlsAcceptor, app: axum::Router) {
+async fn accept_loop(
+    listener: TcpListener,
+    tls: TlsAcceptor,
+    app: axum::Router,
+    turn: Option<conclave_turn::Turn>,
+) {
     loop {
         let (tcp, peer) = match listener.accept().await {
             Ok(x) => x,
@@ -201,29 +259,83 @@ async fn accept_loop(listener: TcpListener, tls: TlsAcceptor, app: axum::Router)
         };
         let tls = tls.clone();
         let app = app.clone();
+        let turn = turn.clone();
         tokio::spawn(async move {
-            let stream = match tokio::time::timeout(Duration::from_secs(10), tls.accept(tcp)).await
-            {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    tracing::debug!(%peer, "TLS handshake failed: {e}");
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!(%peer, "TLS handshake timed out");
-                    return;
-                }
-            };
-            let service = hyper::service::service_fn(move |mut req: hyper::Request<_>| {
-                req.extensions_mut().insert(http::PeerAddr(peer));
-                app.clone().call(req)
-            });
-            if let Err(e) = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                .await
-            {
-                tracing::debug!(%peer, "http connection: {e}");
-            }
+            serve_https_port(tcp, peer, tls, app, turn).await;
         });
+    }
+}
+
+/// One connection to the HTTPS port: HTTPS, or TURN over TLS or TCP (see [`demux`]).
+async fn serve_https_port(
+    tcp: tokio::net::TcpStream,
+    peer: SocketAddr,
+    tls: TlsAcceptor,
+    app: axum::Router,
+    turn: Option<conclave_turn::Turn>,
+) {
+    use demux::Opening;
+    use tokio::io::AsyncReadExt;
+    const FIRST_BYTES_TIMEOUT: Duration = Duration::from_secs(10);
+    // Browsers may open a connection ahead of use and send nothing for a while.
+    const FIRST_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+    if let Some(turn) = &turn {
+        let mut first = [0u8; 1];
+        match tokio::time::timeout(FIRST_BYTES_TIMEOUT, tcp.peek(&mut first)).await {
+            Ok(Ok(1)) => {}
+            _ => return,
+        }
+        match demux::opening(first[0]) {
+            Opening::Tls => {}
+            Opening::Stun => {
+                let _ = tcp.set_nodelay(true);
+                turn.serve_stream(tcp, peer);
+                return;
+            }
+            Opening::Other => {
+                tracing::debug!(%peer, "neither TLS nor STUN on the HTTPS port");
+                return;
+            }
+        }
+    }
+    let mut stream = match tokio::time::timeout(Duration::from_secs(10), tls.accept(tcp)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, "TLS handshake failed: {e}");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "TLS handshake timed out");
+            return;
+        }
+    };
+    let mut prefix = Vec::new();
+    if let Some(turn) = &turn {
+        if stream.get_ref().1.alpn_protocol() == Some(turn::TURN_ALPN) {
+            turn.serve_stream(stream, peer);
+            return;
+        }
+        let mut buf = vec![0u8; 4096];
+        let n = match tokio::time::timeout(FIRST_REQUEST_TIMEOUT, stream.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => n,
+            _ => return,
+        };
+        buf.truncate(n);
+        if demux::opening(buf[0]) == Opening::Stun {
+            let _ = stream.get_ref().0.set_nodelay(true);
+            turn.serve_stream(demux::Prefixed::new(buf, stream), peer);
+            return;
+        }
+        prefix = buf;
+    }
+    let service = hyper::service::service_fn(move |mut req: hyper::Request<_>| {
+        req.extensions_mut().insert(http::PeerAddr(peer));
+        app.clone().call(req)
+    });
+    if let Err(e) = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+        .serve_connection_with_upgrades(TokioIo::new(demux::Prefixed::new(prefix, stream)), service)
+        .await
+    {
+        tracing::debug!(%peer, "http connection: {e}");
     }
 }

@@ -34,6 +34,10 @@ pub async fn start(tweak: impl FnOnce(&mut Config)) -> TestServer {
         data_dir: dir.clone(),
         ..Config::default()
     };
+    // Tests run in parallel: every TURN port is picked by the kernel.
+    config.turn.udp_port = conclave::turn::Port::On(0);
+    config.turn.tcp_port = conclave::turn::Port::On(0);
+    config.turn.tls_port = conclave::turn::Port::On(0);
     tweak(&mut config);
     let listener = tokio::net::TcpListener::bind(config.listen).await.unwrap();
     let server = Server::start(config, listener).await.unwrap();

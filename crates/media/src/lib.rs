@@ -31,6 +31,17 @@ pub use conclave_room::MediaCommand;
 /// Most media threads.
 pub const MAX_THREADS: usize = 64;
 
+/// Decides whether a first datagram from an address may start a media session (relay-only:
+/// only this server's TURN relays). Called once per new address, never per packet.
+#[derive(Clone)]
+pub struct SourceFilter(pub Arc<dyn Fn(SocketAddr) -> bool + Send + Sync>);
+
+impl std::fmt::Debug for SourceFilter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SourceFilter")
+    }
+}
+
 /// Media plane settings.
 #[derive(Debug, Clone)]
 pub struct MediaConfig {
@@ -48,6 +59,8 @@ pub struct MediaConfig {
     /// Last-N: each subscriber gets camera video from at most this many publishers, those
     /// who spoke most recently. 0 means no limit.
     pub last_n: usize,
+    /// When set, only addresses it accepts may make first contact (`[network] relay_only`).
+    pub accept_source: Option<SourceFilter>,
     /// Offer H.264 besides VP8. Off under end-to-end encryption: only VP8 keeps the bytes
     /// the SFU reads in the clear (the client also prefers VP8 then).
     pub h264: bool,

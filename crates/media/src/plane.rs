@@ -239,6 +239,12 @@ impl Plane {
                     tracing::debug!(%source, shard = self.shard, "datagram from an unknown address that is not our STUN");
                     return;
                 };
+                if let Some(filter) = &self.config.accept_source
+                    && !(filter.0)(source)
+                {
+                    tracing::debug!(%source, "first contact refused: relay-only, not our relay");
+                    return;
+                }
                 tracing::debug!(%source, shard = self.shard, owner, "first contact");
                 if owner != self.shard {
                     if let Some(link) = self.links.get(owner)

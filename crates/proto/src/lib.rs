@@ -57,6 +57,42 @@ pub struct MeetingSettings {
     pub e2ee: E2eeMode,
 }
 
+/// One STUN/TURN server for the browser's `RTCPeerConnection` (`RTCIceServer`). The server
+/// names only itself: never a third party's server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IceServer {
+    /// `stun:`, `turn:` or `turns:` URLs.
+    pub urls: Vec<String>,
+    /// TURN username (short-lived, `<expiry>:<grant>`); absent for STUN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// TURN password; absent for STUN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
+/// `joined.ice`: what the browser's `RTCPeerConnection` is configured with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IceSettings {
+    /// This server's STUN/TURN servers (`RTCConfiguration.iceServers`). The credential stops
+    /// working when the session ends.
+    pub servers: Vec<IceServer>,
+    /// `RTCConfiguration.iceTransportPolicy`.
+    pub transport_policy: IceTransportPolicy,
+}
+
+/// Which ICE candidates the browser may use (`RTCIceTransportPolicy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IceTransportPolicy {
+    /// Any: direct UDP to the media port first, the relay when that fails.
+    #[default]
+    All,
+    /// Only relayed candidates (`[network] relay_only`); the server also refuses media from
+    /// anything but its own relays.
+    Relay,
+}
+
 /// Whether media and chat are end-to-end encrypted (docs/security.md, "End-to-end
 /// encryption").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -488,6 +524,10 @@ pub enum ServerMessage {
         limits: ClientLimits,
         /// The room's E2EE policy and MLS group state.
         e2ee: E2eeState,
+        /// This server's STUN/TURN servers with a credential for this session, and which
+        /// candidates to use; absent when TURN is off.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ice: Option<Box<IceSettings>>,
     },
     /// Answer to `join` when you have to wait: a moderator must admit you (or no host has
     /// opened the room yet). You may send `join` again, e.g. with a password.

@@ -1006,6 +1006,8 @@ impl RoomCore {
                     max_chat_chars: self.limits.max_chat_chars,
                 },
                 e2ee: r.e2ee(self.settings.e2ee),
+                // The edge fills this in: credentials are minted outside the core.
+                ice: None,
             },
         ));
         out.push(Effect::Media(MediaCommand::AddParticipant {
