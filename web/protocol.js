@@ -143,7 +143,7 @@ export const PERMISSIONS = /** @type {const} */ (['unmute', 'camera', 'screen', 
 
 /**
  * Messages from the server.
- * @typedef {{type: 'joined', v: number, room: string, id: string, name?: string, signed_in?: boolean, participants: ParticipantInfo[], settings?: MeetingSettings, role?: Role, permissions?: Permissions, room_state?: RoomState, lobby?: Knock[], limits?: ClientLimits, e2ee?: E2eeJoined}} JoinedMessage
+ * @typedef {{type: 'joined', v: number, room: string, id: string, name?: string, signed_in?: boolean, participants: ParticipantInfo[], settings?: MeetingSettings, role?: Role, permissions?: Permissions, room_state?: RoomState, lobby?: Knock[], limits?: ClientLimits, e2ee?: E2eeJoined, ice?: {servers: RTCIceServer[], transport_policy: 'all' | 'relay'}}} JoinedMessage
  * @typedef {{type: 'lobby', message: string}} LobbyMessage
  * @typedef {{type: 'knock', knock: Knock}} KnockMessage
  * @typedef {{type: 'knock_withdrawn', participant: string}} KnockWithdrawnMessage
@@ -640,9 +640,10 @@ export class ConclaveSession extends EventTarget {
     this.#roomState = msg.room_state ?? null;
     this.#knocks = new Map((msg.lobby ?? []).map((k) => [k.participant, k]));
     for (const p of msg.participants) this.#participants.set(p.id, p);
-    // No ICE servers: the server is reachable directly (and runs its own TURN later).
+    // Only this server's own STUN/TURN, with the short-lived credential from `joined`.
     const pc = new RTCPeerConnection({
-      iceServers: [],
+      iceServers: msg.ice?.servers ?? [],
+      iceTransportPolicy: msg.ice?.transport_policy ?? 'all',
       bundlePolicy: 'max-bundle',
       ...(this.#frameCrypto?.rtcConfig() ?? {}),
     });

@@ -68,7 +68,16 @@ export async function startServer(options = {}) {
   ];
   // The server reads every CONCLAVE_* variable as configuration and refuses unknown ones;
   // the test's own settings are named E2E_* so they never reach it as config.
-  const env = { ...process.env, NO_COLOR: '1', RUST_LOG: process.env.RUST_LOG ?? 'info', ...options.env };
+  // TURN ports 0: the test files run in parallel, each with its own server.
+  const env = {
+    ...process.env,
+    NO_COLOR: '1',
+    RUST_LOG: process.env.RUST_LOG ?? 'info',
+    CONCLAVE_TURN__UDP_PORT: '0',
+    CONCLAVE_TURN__TCP_PORT: '0',
+    CONCLAVE_TURN__TLS_PORT: '0',
+    ...options.env,
+  };
   const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
   let output = '';
   let exited = false;
