@@ -78,7 +78,15 @@ test('every request of a full meeting goes to the Conclave origin', { timeout: T
         });
         return { servers: pc.getConfiguration().iceServers ?? [], remote };
       });
-      assert.deepEqual(ice.servers, [], `${p.label} uses no STUN/TURN server`);
+      // Only this server's own STUN/TURN (from `joined`), never anyone else's.
+      const urls = ice.servers.flatMap((s) => (Array.isArray(s.urls) ? s.urls : [s.urls]));
+      assert.ok(urls.length > 0, `${p.label} got the server's STUN/TURN`);
+      const ownHost = new URL(srv.url).hostname;
+      for (const u of urls) {
+        const m = /^(stun|turns?):([^:?]+):\d+(\?transport=(udp|tcp))?$/.exec(u);
+        assert.ok(m, `${p.label}: ICE server URL ${u}`);
+        assert.equal(m[2], ownHost, `${p.label}: ICE server ${u} is this server`);
+      }
       assert.ok(ice.remote.length > 0, `${p.label} has remote ICE candidates`);
       for (const address of ice.remote) assert.equal(address, '127.0.0.1', `${p.label}: remote candidate`);
     }
