@@ -41,7 +41,7 @@ cargo build --release --workspace
 step "Rust tests (unit + integration over real UDP)"
 cargo test --release --workspace
 
-step "browser tests (Debian chromium, fake devices)"
+step "browser tests (Debian chromium and firefox-esr, fake devices)"
 E2E_SERVER_BIN="$PWD/target/release/conclave" node --test tests/e2e/
 
 step "all tests passed"
