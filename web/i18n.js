@@ -142,6 +142,10 @@ const en = {
   reconnectingAttempt: 'Connection lost. Reconnecting… (attempt {n})',
   reconnected: 'Reconnected.',
   reconnectFailed: 'Could not reconnect. Check the network, then try again.',
+  mediaFailed:
+    'Audio and video cannot get through to the server from this network: signalling works, but the media connection failed {n} times in a row. The network probably blocks the ports the server uses for media. Try another network, or ask your IT to allow UDP and TCP port 443 to this server, then click Rejoin.',
+  mediaFailedLoopbackFirefox:
+    'Audio and video cannot connect: Firefox does not send media to 127.0.0.1. For a trial on this computer start Conclave with --media-bind-ip 0.0.0.0, or set media.peerconnection.ice.loopback to true in about:config, or use Chromium; then click Rejoin.',
   rejoin: 'Rejoin',
   screenShareEndedByLoss: 'Your screen sharing ended when the connection was lost. Share again if you like.',
   speaking: 'Speaking',
@@ -391,6 +395,10 @@ const catalogs = {
     reconnected: 'Wieder verbunden.',
     reconnectFailed:
       'Die Verbindung konnte nicht wiederhergestellt werden. Prüfen Sie das Netzwerk und versuchen Sie es dann erneut.',
+    mediaFailed:
+      'Ton und Bild kommen aus diesem Netzwerk nicht zum Server durch: die Signalisierung funktioniert, aber die Medienverbindung ist {n}-mal in Folge gescheitert. Vermutlich sperrt das Netzwerk die Ports, die der Server für Medien nutzt. Versuchen Sie ein anderes Netzwerk oder bitten Sie Ihre IT, UDP und TCP-Port 443 zu diesem Server freizugeben, und klicken Sie dann auf „Erneut beitreten“.',
+    mediaFailedLoopbackFirefox:
+      'Ton und Bild können sich nicht verbinden: Firefox sendet keine Medien an 127.0.0.1. Für einen Test auf diesem Rechner starten Sie Conclave mit --media-bind-ip 0.0.0.0, setzen Sie media.peerconnection.ice.loopback in about:config auf true oder nutzen Sie Chromium; klicken Sie dann auf „Erneut beitreten“.',
     rejoin: 'Erneut beitreten',
     screenShareEndedByLoss:
       'Ihre Bildschirmfreigabe wurde beendet, als die Verbindung abriss. Teilen Sie den Bildschirm bei Bedarf erneut.',

@@ -188,6 +188,8 @@ export const PERMISSIONS = /** @type {const} */ (['unmute', 'camera', 'screen', 
  * @property {{id: string, room: string, name: string | null, signedIn: boolean, participants: ParticipantInfo[], settings: MeetingSettings, role: Role, permissions: Permissions, roomState: RoomState | null, lobby: Knock[], e2ee: E2eeJoined}} joined
  *   We are in; `pc` exists from now on. `name` is how the others see us (from a token or
  *   account it differs from the one we sent).
+ * @property {{}} mediaconnected The media path (ICE and DTLS) connected, once per session:
+ *   media can flow. Until then `mediaConnected` is false.
  * @property {{message: string}} lobby We wait in the lobby (before `joined`); the join is
  *   still under way.
  * @property {Knock} knock Moderators: someone waits in the lobby.
@@ -229,6 +231,13 @@ const LEAVE_CLOSE_GRACE_MS = 1000;
  * `failed` (which can take half a minute) ends the session at once.
  */
 export const ICE_DISCONNECTED_GRACE_MS = 5000;
+
+/**
+ * How long after `joined` the media path (ICE and DTLS) may take to connect before the
+ * session counts as lost. A browser whose candidates never pair with ours (e.g. Firefox
+ * without loopback candidates against a 127.0.0.1 server) may sit in `checking` for long.
+ */
+export const ICE_CONNECT_TIMEOUT_MS = 20_000;
 
 /**
  * Whether a session that ended for `reason` ended because the connection was lost rather
@@ -316,6 +325,10 @@ export class ConclaveSession extends EventTarget {
   #queue = Promise.resolve();
   /** @type {ReturnType<typeof setTimeout> | undefined} Running while ICE is `disconnected`. */
   #iceTimer;
+  /** @type {ReturnType<typeof setTimeout> | undefined} Running until the media path connects. */
+  #connectTimer;
+  /** Whether the media path (ICE and DTLS) has been connected in this session. */
+  #mediaConnected = false;
   /** @type {FrameCrypto | null} Media frame encryption, if given before joining. */
   #frameCrypto = null;
   /** Senders whose encryption self-check is scheduled or failed. @type {WeakSet<RTCRtpSender>} */
@@ -337,6 +350,14 @@ export class ConclaveSession extends EventTarget {
   /** The peer connection; exists once `joined` fired (closed when the session ends). */
   get pc() {
     return this.#pc;
+  }
+
+  /**
+   * Whether the media path (ICE and DTLS) connected in this session: media can flow. A
+   * session that ended before it did never had media (see `mediaconnected`).
+   */
+  get mediaConnected() {
+    return this.#mediaConnected;
   }
 
   /** Our participant ID once joined. */
@@ -649,6 +670,11 @@ export class ConclaveSession extends EventTarget {
     });
     this.#pc = pc;
     pc.addEventListener('iceconnectionstatechange', () => this.#onIceState(pc));
+    pc.addEventListener('connectionstatechange', () => this.#onConnectionState(pc));
+    this.#connectTimer = setTimeout(() => {
+      this.#connectTimer = undefined;
+      if (pc === this.#pc && !this.#mediaConnected) this.#lose(`media did not connect within ${ICE_CONNECT_TIMEOUT_MS} ms`);
+    }, ICE_CONNECT_TIMEOUT_MS);
     this.#emit('joined', {
       id: msg.id,
       room: msg.room,
@@ -687,6 +713,19 @@ export class ConclaveSession extends EventTarget {
       clearTimeout(this.#iceTimer);
       this.#iceTimer = undefined;
     }
+  }
+
+  /**
+   * The first time ICE and DTLS are both up, say so: media can flow from now on.
+   * @param {RTCPeerConnection} pc
+   */
+  #onConnectionState(pc) {
+    if (pc !== this.#pc || this.#state !== 'joined' || this.#mediaConnected) return;
+    if (pc.connectionState !== 'connected') return;
+    this.#mediaConnected = true;
+    clearTimeout(this.#connectTimer);
+    this.#connectTimer = undefined;
+    this.#emit('mediaconnected', {});
   }
 
   /**
@@ -1002,6 +1041,8 @@ export class ConclaveSession extends EventTarget {
     this.#state = 'closed';
     clearTimeout(this.#iceTimer);
     this.#iceTimer = undefined;
+    clearTimeout(this.#connectTimer);
+    this.#connectTimer = undefined;
     for (const remote of this.#remote.values()) this.#emit('trackremoved', remote);
     this.#remote.clear();
     this.#pc?.close();

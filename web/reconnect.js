@@ -148,3 +148,57 @@ export class Reconnector {
     this.#schedule();
   }
 }
+
+/** After this many sessions in a row whose media path never connected, stop joining again. */
+export const MEDIA_FAILURES_TO_GIVE_UP = 3;
+
+/**
+ * Counts sessions in a row whose media path (ICE and DTLS) never connected. The signalling
+ * socket may join each time while the browser and the server find no route for media: then
+ * joining again is a loop, and the page must say what is wrong instead.
+ */
+export class MediaFailures {
+  #count = 0;
+
+  /** Sessions in a row that ended without media. */
+  get count() {
+    return this.#count;
+  }
+
+  /** Media flows: the count starts over. */
+  connected() {
+    this.#count = 0;
+  }
+
+  /**
+   * A session was lost. Returns whether to give up (MEDIA_FAILURES_TO_GIVE_UP sessions in a
+   * row never had media) instead of joining again.
+   * @param {boolean} hadMedia Whether its media path ever connected.
+   * @returns {boolean}
+   */
+  lost(hadMedia) {
+    if (hadMedia) this.#count = 0;
+    else this.#count++;
+    return this.#count >= MEDIA_FAILURES_TO_GIVE_UP;
+  }
+
+  /** The user asks to try again. */
+  reset() {
+    this.#count = 0;
+  }
+}
+
+/**
+ * Which explanation fits a media path that never connected: `mediaFailedLoopbackFirefox`
+ * when the page is served from a loopback address to Firefox (which pairs a loopback media
+ * candidate only with its own loopback candidates, and gathers those only with
+ * `media.peerconnection.ice.loopback`), else `mediaFailed` (a network between the browser and
+ * the server that blocks UDP and our TURN ports).
+ * @param {string} hostname The page's `location.hostname`.
+ * @param {string} userAgent `navigator.userAgent`.
+ * @returns {'mediaFailed' | 'mediaFailedLoopbackFirefox'}
+ */
+export function mediaFailureKey(hostname, userAgent) {
+  const loopback = /^(127\.\d+\.\d+\.\d+|\[::1\]|::1|localhost)$/i.test(hostname);
+  return loopback && /\bFirefox\//.test(userAgent) ? 'mediaFailedLoopbackFirefox' : 'mediaFailed';
+}

@@ -14,7 +14,7 @@ import {
   showProtocolError,
   takeTokenFromUrl,
 } from './refusals.js';
-import { Reconnector } from './reconnect.js';
+import { MediaFailures, Reconnector, mediaFailureKey } from './reconnect.js';
 import { LocalDevices } from './devices.js';
 import { ChatPanel } from './chat.js';
 import { limitVideoHeight } from './media.js';
@@ -138,6 +138,12 @@ export function showRoom(room) {
   let joinedName = '';
   /** Joining again after the connection was lost; null when not. @type {Reconnector | null} */
   let reconnector = null;
+  /** Sessions in a row whose media never connected (joining again would loop). */
+  const mediaFailures = new MediaFailures();
+  /** A reconnect joined, but media does not flow yet: "Reconnected." waits for it. */
+  let awaitingMedia = false;
+  /** We stopped joining again because media never connected; Rejoin starts over. */
+  let mediaGaveUp = false;
   /** Reads the statistics of the current session. @type {MeetingStats | null} */
   let meetingStats = null;
   const speakers = new SpeakerDetector(SELF);
@@ -489,6 +495,7 @@ export function showRoom(room) {
     current.on('error', (err) => {
       if (session === current) showProtocolError(err);
     });
+    current.on('mediaconnected', () => onMediaConnected(current));
     current.on('closed', ({ reason, message }) => onSessionEnded(current, reason, message));
   }
 
@@ -705,6 +712,40 @@ export function showRoom(room) {
     current.start();
   }
 
+  /**
+   * The media path of `current` connected: media flows. After a reconnect, that is when the
+   * meeting is back.
+   * @param {ConclaveSession} current
+   */
+  function onMediaConnected(current) {
+    if (session !== current) return;
+    mediaFailures.connected();
+    if (awaitingMedia) reconnected();
+  }
+
+  function reconnected() {
+    awaitingMedia = false;
+    drawConnection('connected');
+    announce('reconnected');
+    if (handWanted) session?.raiseHand(true);
+    handWanted = false;
+    updateAloneHint();
+  }
+
+  /**
+   * Media never connected in MEDIA_FAILURES_TO_GIVE_UP sessions in a row: stop joining
+   * again (it would loop), keep the meeting on screen and say what to do; Rejoin starts over.
+   */
+  function giveUpOnMedia() {
+    reconnector?.cancel();
+    reconnector = null;
+    awaitingMedia = false;
+    mediaGaveUp = true;
+    const key = mediaFailureKey(location.hostname, navigator.userAgent);
+    drawConnection('failed', undefined, { key, params: { n: mediaFailures.count } });
+    announce(key, { n: mediaFailures.count });
+  }
+
   /** @param {import('./reconnect.js').ReconnectState} state */
   function onReconnectState(state) {
     switch (state.phase) {
@@ -713,12 +754,10 @@ export function showRoom(room) {
         drawConnection('reconnecting', state.attempt);
         break;
       case 'joined': {
+        // Signalling is back; the meeting is back only once media flows again.
         reconnector = null;
-        drawConnection('connected');
-        announce('reconnected');
-        if (handWanted) session?.raiseHand(true);
-        handWanted = false;
-        updateAloneHint();
+        if (session?.mediaConnected) reconnected();
+        else awaitingMedia = true;
         break;
       }
       case 'gaveup':
@@ -736,15 +775,18 @@ export function showRoom(room) {
    * Show the state of the connection in the meeting.
    * @param {'connected' | 'reconnecting' | 'failed'} state
    * @param {number} [attempt]
+   * @param {{key: MessageKey, params?: Record<string, number>}} [failure] Why it
+   *   failed, when not the default "could not reconnect".
    */
-  function drawConnection(state, attempt) {
+  function drawConnection(state, attempt, failure) {
     ui.view.dataset.connection = state;
+    ui.view.dataset.failure = state === 'failed' ? (failure?.key ?? 'reconnectFailed') : '';
     ui.connectionBanner.hidden = state === 'connected';
     ui.rejoinButton.hidden = state !== 'failed';
     if (state === 'reconnecting') {
       connectionMessage = attempt && attempt > 1 ? { key: 'reconnectingAttempt', params: { n: attempt } } : { key: 'reconnecting' };
     } else if (state === 'failed') {
-      connectionMessage = { key: 'reconnectFailed' };
+      connectionMessage = failure ?? { key: 'reconnectFailed' };
     } else {
       connectionMessage = null;
     }
@@ -824,7 +866,8 @@ export function showRoom(room) {
     session = null;
     unwatch();
     if (isConnectionLoss(reason) && ui.view.dataset.phase === 'meeting') {
-      startReconnect();
+      if (mediaFailures.lost(ended.mediaConnected)) giveUpOnMedia();
+      else startReconnect();
       return;
     }
     endMeeting(reason, false, message);
@@ -839,6 +882,9 @@ export function showRoom(room) {
   function endMeeting(reason, alerted, message = null) {
     reconnector?.cancel();
     reconnector = null;
+    awaitingMedia = false;
+    mediaGaveUp = false;
+    mediaFailures.reset();
     const current = session;
     session = null;
     current?.leave();
@@ -968,10 +1014,18 @@ export function showRoom(room) {
   });
   ui.leaveButton.addEventListener('click', () => {
     // While reconnecting there may be no session (or only an attempt): leave at once.
-    if (reconnector) endMeeting('left', false);
+    if (reconnector || mediaGaveUp || !session) endMeeting('left', false);
     else session?.leave();
   });
-  ui.rejoinButton.addEventListener('click', () => reconnector?.restart());
+  ui.rejoinButton.addEventListener('click', () => {
+    if (mediaGaveUp) {
+      mediaGaveUp = false;
+      mediaFailures.reset();
+      startReconnect();
+    } else {
+      reconnector?.restart();
+    }
+  });
   ui.layoutButton.addEventListener('click', () => {
     const speaker = roster.layout !== 'speaker';
     roster.setLayout(speaker ? 'speaker' : 'grid');

@@ -93,6 +93,19 @@ test('after the server restarts, both pages reconnect by themselves and see each
       });
     }
 
+    // Note the media state at each announcement: "Reconnected." must wait for media.
+    for (const p of ps) {
+      await p.page.evaluate(() => {
+        const w = /** @type {any} */ (window);
+        w.announcements = [];
+        const region = document.getElementById('announcer');
+        if (!region) throw new Error('no announcer');
+        new MutationObserver(() => {
+          w.announcements.push({ text: region.textContent ?? '', media: w.conclave?.pc?.connectionState ?? null });
+        }).observe(region, { childList: true, characterData: true, subtree: true });
+      });
+    }
+
     await server.kill();
     earlierLogs += server.log();
 
@@ -121,6 +134,10 @@ test('after the server restarts, both pages reconnect by themselves and see each
         return { newPc: w.conclave.pc !== w.lostPc, oldClosed: w.lostPc.connectionState === 'closed' };
       });
       assert.deepEqual(fresh, { newPc: true, oldClosed: true }, `${p.label} uses a new peer connection`);
+      const said = await p.page.evaluate(() => /** @type {any} */ (window).announcements);
+      const back = said.filter((/** @type {{text: string}} */ a) => a.text.includes('Reconnected.'));
+      assert.ok(back.length > 0, `${p.label} announced "Reconnected."`);
+      for (const a of back) assert.equal(a.media, 'connected', `${p.label} said "Reconnected." only with media connected: ${JSON.stringify(said)}`);
       for (const name of ['Camera', 'Microphone']) {
         assert.equal(
           await p.page.getByRole('button', { name, exact: true }).getAttribute('aria-pressed'),

@@ -5,10 +5,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
+  MEDIA_FAILURES_TO_GIVE_UP,
+  MediaFailures,
   RECONNECT_FIRST_DELAY_MS,
   RECONNECT_MAX_DELAY_MS,
   Reconnector,
   backoffDelay,
+  mediaFailureKey,
 } from '../../web/reconnect.js';
 import { SPEAKER_HOLD_MS, SPEAKER_SWITCH_MS, SPEAKING_LEVEL, SpeakerDetector } from '../../web/speaker.js';
 import { QUALITY_LIMITS, judgeQuality, levelFromRms } from '../../web/stats.js';
@@ -70,6 +73,30 @@ test('reconnector: "stop" ends it, and a cancelled one ignores what comes back',
   await new Promise((resolve) => setTimeout(resolve, 10));
   assert.deepEqual(seen, ['waiting', 'trying'], 'nothing reported after cancel');
   assert.equal(r.active, false);
+});
+
+test('media failures: give up after three sessions in a row without media; media in between starts over', () => {
+  assert.equal(MEDIA_FAILURES_TO_GIVE_UP, 3);
+  const f = new MediaFailures();
+  assert.deepEqual([f.lost(false), f.lost(false)], [false, false]);
+  f.connected(); // A session's media connected: what came before does not count.
+  assert.deepEqual([f.lost(false), f.lost(false), f.lost(false)], [false, false, true]);
+  assert.equal(f.count, 3);
+  f.reset();
+  assert.deepEqual([f.lost(false), f.lost(true), f.lost(false), f.lost(false)], [false, false, false, false]);
+  assert.equal(f.lost(false), true);
+});
+
+test('media failures: Firefox on a loopback page gets its own advice, everyone else the network one', () => {
+  const firefox = 'Mozilla/5.0 (X11; Linux x86_64; rv:153.0) Gecko/20100101 Firefox/153.0';
+  const chromium = 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/148.0.0.0 Safari/537.36';
+  for (const host of ['127.0.0.1', '127.1.2.3', 'localhost', '[::1]']) {
+    assert.equal(mediaFailureKey(host, firefox), 'mediaFailedLoopbackFirefox', host);
+    assert.equal(mediaFailureKey(host, chromium), 'mediaFailed', host);
+  }
+  for (const host of ['meet.example.org', '192.0.2.7', '127.0.0.1.example.org', '[2001:db8::1]']) {
+    assert.equal(mediaFailureKey(host, firefox), 'mediaFailed', host);
+  }
 });
 
 test('speaker: a loud one becomes the speaker, keeps it through a pause, and loses it after the hold', () => {
