@@ -195,6 +195,13 @@ async fn serve(config: Config) -> Result<()> {
         addr.port(),
         server.media_addr()
     );
+    if server.media_addr().ip().is_loopback() {
+        println!(
+            "media is on loopback only: Chromium works; Firefox needs \
+             media.peerconnection.ice.loopback = true in about:config, or start with \
+             --media-bind-ip 0.0.0.0 (the media port is then reachable from your network)"
+        );
+    }
     tokio::signal::ctrl_c()
         .await
         .context("waiting for ctrl-c")?;

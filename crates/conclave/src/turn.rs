@@ -334,22 +334,7 @@ pub fn start(
     )
     .context("cannot start the TURN server")?;
     let host = turn_host(config);
-    let mut stun = Vec::new();
-    let mut urls = Vec::new();
-    if let Some(a) = addrs.udp {
-        stun.push(format!("stun:{host}:{}", a.port()));
-        urls.push(format!("turn:{host}:{}?transport=udp", a.port()));
-    }
-    if let Some(a) = addrs.tcp {
-        urls.push(format!("turn:{host}:{}?transport=tcp", a.port()));
-    }
-    if let Some(a) = addrs.tls {
-        urls.push(format!("turns:{host}:{}?transport=tcp", a.port()));
-    }
-    if t.on_https_port {
-        urls.push(format!("turns:{host}:{https_port}?transport=tcp"));
-        urls.push(format!("turn:{host}:{https_port}?transport=tcp"));
-    }
+    let (stun, urls) = ice_urls(&host, addrs, t.on_https_port.then_some(https_port));
     if urls.is_empty() {
         bail!("[turn] is enabled but every port is off: set a port or enabled = false");
     }
@@ -370,6 +355,27 @@ pub fn start(
         tasks,
         addrs,
     }))
+}
+
+/// The STUN and TURN URLs a browser gets: STUN and TURN on UDP, TURN on TCP, and one TURN
+/// over TLS — on the HTTPS port when it carries TURN (it passes the most firewalls), else on
+/// the TLS port. At most four in all: every URL costs each browser an allocation per local
+/// interface, and Firefox warns that five or more slow ICE down. The listeners left out
+/// (TLS on its own port, plain TCP on the HTTPS port) still serve clients configured by hand.
+fn ice_urls(host: &str, addrs: TurnAddrs, https_port: Option<u16>) -> (Vec<String>, Vec<String>) {
+    let mut stun = Vec::new();
+    let mut urls = Vec::new();
+    if let Some(a) = addrs.udp {
+        stun.push(format!("stun:{host}:{}", a.port()));
+        urls.push(format!("turn:{host}:{}?transport=udp", a.port()));
+    }
+    if let Some(a) = addrs.tcp {
+        urls.push(format!("turn:{host}:{}?transport=tcp", a.port()));
+    }
+    if let Some(port) = https_port.or(addrs.tls.map(|a| a.port())) {
+        urls.push(format!("turns:{host}:{port}?transport=tcp"));
+    }
+    (stun, urls)
 }
 
 fn p_addr(ip: IpAddr, p: Port) -> Option<SocketAddr> {
@@ -415,6 +421,36 @@ mod tests {
         assert_eq!(turn_host(&c), "[2001:db8::1]");
         c.turn.host = Some("::1".into());
         assert_eq!(turn_host(&c), "[::1]");
+    }
+
+    #[test]
+    fn browsers_get_at_most_four_urls_with_tls_on_the_https_port_first() {
+        let a = |p: u16| Some(SocketAddr::from(([127, 0, 0, 1], p)));
+        let all = TurnAddrs {
+            udp: a(3478),
+            tcp: a(3478),
+            tls: a(5349),
+        };
+        let (stun, turn) = ice_urls("h", all, Some(443));
+        assert_eq!(stun, ["stun:h:3478"]);
+        assert_eq!(
+            turn,
+            [
+                "turn:h:3478?transport=udp",
+                "turn:h:3478?transport=tcp",
+                "turns:h:443?transport=tcp"
+            ]
+        );
+        let (_, turn) = ice_urls("h", all, None);
+        assert_eq!(turn.last().unwrap(), "turns:h:5349?transport=tcp");
+        let only_tls = TurnAddrs {
+            tls: a(5349),
+            ..TurnAddrs::default()
+        };
+        let (stun, turn) = ice_urls("h", only_tls, None);
+        assert!(stun.is_empty());
+        assert_eq!(turn, ["turns:h:5349?transport=tcp"]);
+        assert_eq!(ice_urls("h", TurnAddrs::default(), None).1.len(), 0);
     }
 
     #[test]
