@@ -44,4 +44,7 @@ cargo test --release --workspace
 step "browser tests (Debian chromium and firefox-esr, fake devices)"
 E2E_SERVER_BIN="$PWD/target/release/conclave" node --test tests/e2e/
 
+step "network tests (namespaces: only TCP 443 open, relay_only, packet loss)"
+tests/netns/run.sh
+
 step "all tests passed"

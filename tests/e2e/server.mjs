@@ -42,6 +42,8 @@ export function serverBinary() {
  *   way the returned server's `stop` deletes it.
  * @property {Record<string, string>} [env] More environment variables, e.g. configuration
  *   as `CONCLAVE_ACCESS__MODE=hosts`.
+ * @property {string[]} [wrapper] A command the server runs under, e.g.
+ *   `['ip', 'netns', 'exec', 'ns']` to start it in a network namespace.
  */
 
 /**
@@ -78,7 +80,8 @@ export async function startServer(options = {}) {
     CONCLAVE_TURN__TLS_PORT: '0',
     ...options.env,
   };
-  const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
+  const [cmd, ...cmdArgs] = [...(options.wrapper ?? []), bin, ...args];
+  const child = spawn(cmd, cmdArgs, { stdio: ['ignore', 'pipe', 'pipe'], env });
   let output = '';
   let exited = false;
   const exitPromise = new Promise((resolveExit) => {
@@ -96,7 +99,7 @@ export async function startServer(options = {}) {
     /** @param {Buffer} chunk */
     const onData = (chunk) => {
       output += chunk.toString('utf8');
-      const match = /listening on (https:\/\/127\.0\.0\.1:\d+)/.exec(output);
+      const match = /listening on (https:\/\/[^\s/]+:\d+)/.exec(output);
       if (match) {
         clearTimeout(timer);
         resolveUrl(match[1]);

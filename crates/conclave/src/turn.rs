@@ -357,11 +357,15 @@ pub fn start(
     }))
 }
 
-/// The STUN and TURN URLs a browser gets: STUN and TURN on UDP, TURN on TCP, and one TURN
-/// over TLS — on the HTTPS port when it carries TURN (it passes the most firewalls), else on
-/// the TLS port. At most four in all: every URL costs each browser an allocation per local
-/// interface, and Firefox warns that five or more slow ICE down. The listeners left out
-/// (TLS on its own port, plain TCP on the HTTPS port) still serve clients configured by hand.
+/// The STUN and TURN URLs a browser gets, at most four: every URL costs each browser an
+/// allocation per local interface, and Firefox warns that five or more slow ICE down.
+/// - STUN and TURN on UDP;
+/// - when the HTTPS port carries TURN: TURN over TLS and over plain TCP there (it passes the
+///   most firewalls; plain TCP because browsers check a TURN server's certificate and give
+///   up on a self-signed one), and not TCP 3478, which that makes redundant;
+/// - otherwise TURN on TCP 3478 and over TLS on the TLS port.
+///
+/// The listeners left out still serve clients configured by hand.
 fn ice_urls(host: &str, addrs: TurnAddrs, https_port: Option<u16>) -> (Vec<String>, Vec<String>) {
     let mut stun = Vec::new();
     let mut urls = Vec::new();
@@ -369,11 +373,16 @@ fn ice_urls(host: &str, addrs: TurnAddrs, https_port: Option<u16>) -> (Vec<Strin
         stun.push(format!("stun:{host}:{}", a.port()));
         urls.push(format!("turn:{host}:{}?transport=udp", a.port()));
     }
-    if let Some(a) = addrs.tcp {
-        urls.push(format!("turn:{host}:{}?transport=tcp", a.port()));
-    }
-    if let Some(port) = https_port.or(addrs.tls.map(|a| a.port())) {
+    if let Some(port) = https_port {
         urls.push(format!("turns:{host}:{port}?transport=tcp"));
+        urls.push(format!("turn:{host}:{port}?transport=tcp"));
+    } else {
+        if let Some(a) = addrs.tcp {
+            urls.push(format!("turn:{host}:{}?transport=tcp", a.port()));
+        }
+        if let Some(a) = addrs.tls {
+            urls.push(format!("turns:{host}:{}?transport=tcp", a.port()));
+        }
     }
     (stun, urls)
 }
@@ -424,7 +433,7 @@ mod tests {
     }
 
     #[test]
-    fn browsers_get_at_most_four_urls_with_tls_on_the_https_port_first() {
+    fn browsers_get_at_most_four_urls_with_the_https_port_first() {
         let a = |p: u16| Some(SocketAddr::from(([127, 0, 0, 1], p)));
         let all = TurnAddrs {
             udp: a(3478),
@@ -437,12 +446,19 @@ mod tests {
             turn,
             [
                 "turn:h:3478?transport=udp",
-                "turn:h:3478?transport=tcp",
-                "turns:h:443?transport=tcp"
+                "turns:h:443?transport=tcp",
+                "turn:h:443?transport=tcp"
             ]
         );
         let (_, turn) = ice_urls("h", all, None);
-        assert_eq!(turn.last().unwrap(), "turns:h:5349?transport=tcp");
+        assert_eq!(
+            turn,
+            [
+                "turn:h:3478?transport=udp",
+                "turn:h:3478?transport=tcp",
+                "turns:h:5349?transport=tcp"
+            ]
+        );
         let only_tls = TurnAddrs {
             tls: a(5349),
             ..TurnAddrs::default()

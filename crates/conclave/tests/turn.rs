@@ -102,8 +102,8 @@ async fn an_independent_turn_client_allocates_with_our_credentials_only() {
     };
     assert_eq!(ice.transport_policy, IceTransportPolicy::All);
     let ice_servers = &ice.servers;
-    // Only our own servers: STUN, TURN on UDP and TCP, TURN over TLS on the HTTPS port (the
-    // TLS port and plain TCP on the HTTPS port listen too, for clients configured by hand).
+    // Only our own servers: STUN, TURN on UDP, TURN over TLS and TCP on the HTTPS port (TCP
+    // 3478 and the TLS port listen too, for clients configured by hand).
     let urls: Vec<&str> = ice_servers
         .iter()
         .flat_map(|s| &s.urls)
@@ -113,8 +113,8 @@ async fn an_independent_turn_client_allocates_with_our_credentials_only() {
     let expected = [
         format!("stun:127.0.0.1:{udp_port}"),
         format!("turn:127.0.0.1:{udp_port}?transport=udp"),
-        format!("turn:127.0.0.1:{}?transport=tcp", tcp.port()),
         format!("turns:127.0.0.1:{}?transport=tcp", https.port()),
+        format!("turn:127.0.0.1:{}?transport=tcp", https.port()),
     ];
     assert_eq!(urls, expected);
     let entry = turn_entry(&joined);

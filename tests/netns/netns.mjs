@@ -1,0 +1,154 @@
+// Pieces of the network tests (run by tests/netns/run.sh, which creates the namespaces and
+// exports their names): the server in the server namespace on 10.77.0.1:443, firewall rules
+// and packet loss in the namespaces, and what ICE chose in a page.
+
+import { execFileSync } from 'node:child_process';
+import { startServer } from '../e2e/server.mjs';
+
+/** @param {string} name */
+function env(name) {
+  const v = process.env[name];
+  if (!v) throw new Error(`${name} is not set: run the network tests with tests/netns/run.sh`);
+  return v;
+}
+
+export const SERVER_NS = env('E2E_NETNS_SRV');
+export const CLIENT_NS = env('E2E_NETNS_CLI');
+export const SERVER_IP = '10.77.0.1';
+
+/**
+ * Run `args` in namespace `ns`; returns its output.
+ * @param {string} ns
+ * @param {string[]} args
+ */
+export function inNamespace(ns, args) {
+  return execFileSync('ip', ['netns', 'exec', ns, ...args], { encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] });
+}
+
+/**
+ * `conclave serve` in the server namespace on 10.77.0.1:443, TURN on its standard ports
+ * (UDP/TCP 3478, TLS 5349, and on 443).
+ * @param {import('../e2e/server.mjs').ServerOptions} [options]
+ */
+export function netnsServer(options = {}) {
+  return startServer({
+    ...options,
+    listen: `${SERVER_IP}:443`,
+    wrapper: ['ip', 'netns', 'exec', SERVER_NS],
+    env: {
+      CONCLAVE_TURN__UDP_PORT: '3478',
+      CONCLAVE_TURN__TCP_PORT: '3478',
+      CONCLAVE_TURN__TLS_PORT: '5349',
+      ...options.env,
+    },
+  });
+}
+
+/**
+ * Let the client reach the server only by TCP 443 (as a network that allows only HTTPS):
+ * every other packet to it, UDP and other TCP ports, is dropped.
+ */
+export function onlyTcp443() {
+  const rules = `table inet conclave_test {
+  chain out {
+    type filter hook output priority 0; policy accept;
+    ip daddr ${SERVER_IP} tcp dport 443 accept
+    ip daddr ${SERVER_IP} counter drop
+  }
+}
+`;
+  execFileSync('ip', ['netns', 'exec', CLIENT_NS, 'nft', '-f', '-'], { input: rules });
+}
+
+/** The packets `onlyTcp443` dropped so far. */
+export function droppedPackets() {
+  const out = inNamespace(CLIENT_NS, ['nft', 'list', 'table', 'inet', 'conclave_test']);
+  const m = /counter packets (\d+)/.exec(out);
+  return m ? Number(m[1]) : 0;
+}
+
+export function clearFirewall() {
+  try {
+    inNamespace(CLIENT_NS, ['nft', 'delete', 'table', 'inet', 'conclave_test']);
+  } catch {
+    // Not set.
+  }
+}
+
+/**
+ * Lose `percent` % of the packets each way on the link, at random (nft `numgen random` in
+ * each namespace's output). netem would also delay, but this kernel has no sch_netem
+ * ("Specified qdisc kind is unknown"); nft is what both CI and this machine have.
+ * @param {number} percent
+ */
+export function loseOnLink(percent) {
+  const rules = `table inet conclave_loss {
+  chain out {
+    type filter hook output priority 0; policy accept;
+    oifname "lo" accept
+    numgen random mod 100 < ${percent} counter drop
+  }
+}
+`;
+  for (const ns of [SERVER_NS, CLIENT_NS]) execFileSync('ip', ['netns', 'exec', ns, 'nft', '-f', '-'], { input: rules });
+}
+
+/** Packets `loseOnLink` dropped so far, both ways. */
+export function lostPackets() {
+  let n = 0;
+  for (const ns of [SERVER_NS, CLIENT_NS]) {
+    const m = /counter packets (\d+)/.exec(inNamespace(ns, ['nft', 'list', 'table', 'inet', 'conclave_loss']));
+    n += m ? Number(m[1]) : 0;
+  }
+  return n;
+}
+
+export function clearLoss() {
+  for (const ns of [SERVER_NS, CLIENT_NS]) {
+    try {
+      inNamespace(ns, ['nft', 'delete', 'table', 'inet', 'conclave_loss']);
+    } catch {
+      // Not set.
+    }
+  }
+}
+
+/**
+ * The ICE candidates of `p`'s peer connection and the pair it selected.
+ * @param {import('../e2e/helpers.mjs').Participant} p
+ * @returns {Promise<{selected: {local: Candidate, remote: Candidate} | null, local: Candidate[]}>}
+ * @typedef {{type: string, protocol: string, relayProtocol: string | null, address: string, port: number}} Candidate
+ */
+export function icePath(p) {
+  return p.page.evaluate(async () => {
+    /** @type {RTCPeerConnection | undefined} */
+    const pc = /** @type {any} */ (window).conclave?.pc;
+    if (!pc) return { selected: null, local: [] };
+    const report = await pc.getStats();
+    /** @type {Map<string, any>} */
+    const byId = new Map();
+    report.forEach((s) => byId.set(s.id, s));
+    /** @param {any} c */
+    const cand = (c) => ({
+      type: String(c.candidateType),
+      protocol: String(c.protocol),
+      relayProtocol: c.relayProtocol ?? null,
+      address: String(c.address ?? ''),
+      port: Number(c.port),
+    });
+    let pairId = null;
+    report.forEach((s) => {
+      if (s.type === 'transport' && s.selectedCandidatePairId) pairId = s.selectedCandidatePairId;
+    });
+    const pair = pairId ? byId.get(pairId) : null;
+    /** @type {any[]} */
+    const local = [];
+    report.forEach((s) => {
+      if (s.type === 'local-candidate') local.push(cand(s));
+    });
+    return {
+      selected: pair ? { local: cand(byId.get(pair.localCandidateId)), remote: cand(byId.get(pair.remoteCandidateId)) } : null,
+      local,
+    };
+  });
+}

@@ -1,0 +1,159 @@
+// Meetings across a real (virtual) network: browsers in the client namespace, the server in
+// the server namespace on 10.77.0.1:443 (tests/netns/run.sh sets them up).
+//
+// - direct: UDP open, media goes straight to the media port (host candidate pair);
+// - only TCP 443 open (nft drops everything else to the server): the meeting works through
+//   TURN on the HTTPS port (plain TCP here: Chromium checks a TURN server's certificate, and
+//   the test server's is self-signed);
+// - [network] relay_only: the pages use relay candidates only;
+// - a lossy link (5 % of packets dropped at random each way): three pages still decode each
+//   other. (No added delay: this kernel has no netem; see netns.mjs.)
+
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  TEST_TIMEOUT_MS,
+  expectMediaFrom,
+  joinMeeting,
+  launchBrowser,
+  openParticipant,
+  randomRoomId,
+  setToggles,
+  waitFor,
+  withParticipants,
+} from '../e2e/helpers.mjs';
+import {
+  SERVER_IP,
+  clearFirewall,
+  clearLoss,
+  droppedPackets,
+  icePath,
+  loseOnLink,
+  lostPackets,
+  netnsServer,
+  onlyTcp443,
+} from './netns.mjs';
+
+/** @type {import('../e2e/server.mjs').RunningServer | undefined} */
+let server;
+/** @type {import('playwright-core').Browser | undefined} */
+let browser;
+
+before(async () => {
+  server = await netnsServer();
+  browser = await launchBrowser();
+});
+after(async () => {
+  clearFirewall();
+  clearLoss();
+  await browser?.close();
+  await server?.stop();
+});
+
+/**
+ * `n` pages join one room on `srv`, turn camera and microphone on, and each decodes all others.
+ * @param {import('../e2e/server.mjs').RunningServer} srv
+ * @param {import('playwright-core').Browser} br
+ * @param {import('../e2e/helpers.mjs').Participant[]} ps
+ * @param {string[]} labels
+ */
+async function meet(srv, br, ps, labels) {
+  const url = `${srv.url}/r/${randomRoomId()}`;
+  for (const label of labels) ps.push(await openParticipant(br, url, { label }));
+  /** @type {string[]} */
+  const ids = [];
+  for (const p of ps) ids.push(await joinMeeting(p));
+  await Promise.all(ps.map((p) => setToggles(p, ['Camera', 'Microphone'], true)));
+  await Promise.all(ps.map((p, i) => expectMediaFrom(p, ids.filter((_, j) => j !== i))));
+  return ids;
+}
+
+/**
+ * The selected candidate pair of `p`, once there is one.
+ * @param {import('../e2e/helpers.mjs').Participant} p
+ */
+async function selected(p) {
+  const path = await waitFor(`${p.label} to select a candidate pair`, async () => {
+    const s = await icePath(p);
+    return s.selected ? s : null;
+  });
+  return /** @type {NonNullable<typeof path.selected>} */ (path.selected);
+}
+
+test('UDP open: media goes directly to the media port over UDP', { timeout: TEST_TIMEOUT_MS }, async () => {
+  assert.ok(server && browser);
+  const srv = server;
+  await withParticipants('netns-direct', srv, async (ps) => {
+    await meet(srv, /** @type {any} */ (browser), ps, ['dora', 'dan']);
+    for (const p of ps) {
+      const pair = await selected(p);
+      assert.equal(pair.local.type !== 'relay', true, `${p.label}: no relay needed: ${JSON.stringify(pair)}`);
+      assert.equal(pair.local.protocol, 'udp');
+      assert.equal(pair.remote.address, SERVER_IP);
+    }
+  });
+});
+
+test('only TCP 443 open: the meeting works through TURN on the HTTPS port', { timeout: TEST_TIMEOUT_MS }, async () => {
+  assert.ok(server && browser);
+  const srv = server;
+  onlyTcp443();
+  try {
+    await withParticipants('netns-tcp443', srv, async (ps) => {
+      try {
+        await meet(srv, /** @type {any} */ (browser), ps, ['tina', 'tom']);
+      } catch (e) {
+        for (const p of ps) console.error(p.label, JSON.stringify(await icePath(p)));
+        throw e;
+      }
+      for (const p of ps) {
+        const pair = await selected(p);
+        assert.equal(pair.local.type, 'relay', `${p.label} relays: ${JSON.stringify(pair)}`);
+        // TLS with a certificate the browser trusts; TCP with this self-signed one.
+        assert.ok(['tcp', 'tls'].includes(String(pair.local.relayProtocol)), `${p.label} reaches the relay by TCP 443: ${JSON.stringify(pair)}`);
+      }
+      assert.ok(droppedPackets() > 0, 'the firewall dropped the direct attempts');
+    });
+  } finally {
+    clearFirewall();
+  }
+});
+
+test('relay_only: every page uses relay candidates only', { timeout: TEST_TIMEOUT_MS }, async () => {
+  assert.ok(server && browser);
+  // Its own server, on the same address: stop the shared one meanwhile.
+  await server.stop();
+  server = undefined;
+  const relayOnly = await netnsServer({ env: { CONCLAVE_NETWORK__RELAY_ONLY: 'true' } });
+  try {
+    await withParticipants('netns-relay-only', relayOnly, async (ps) => {
+      await meet(relayOnly, /** @type {any} */ (browser), ps, ['rita', 'rob']);
+      for (const p of ps) {
+        const pair = await selected(p);
+        assert.equal(pair.local.type, 'relay', `${p.label}: ${JSON.stringify(pair)}`);
+        const path = await icePath(p);
+        const types = [...new Set(path.local.map((c) => c.type))];
+        assert.deepEqual(types, ['relay'], `${p.label} gathered only relay candidates`);
+        const policy = await p.page.evaluate(() => /** @type {any} */ (window).conclave.pc.getConfiguration().iceTransportPolicy);
+        assert.equal(policy, 'relay');
+      }
+    });
+  } finally {
+    await relayOnly.stop();
+    server = await netnsServer();
+  }
+});
+
+test('a lossy link (5 % of packets lost each way): three pages decode each other', { timeout: TEST_TIMEOUT_MS }, async () => {
+  assert.ok(server && browser);
+  const srv = server;
+  loseOnLink(5);
+  try {
+    await withParticipants('netns-loss', srv, async (ps) => {
+      await meet(srv, /** @type {any} */ (browser), ps, ['lea', 'lars', 'lina']);
+      assert.ok(lostPackets() > 0, 'the link lost packets');
+    });
+  } finally {
+    clearLoss();
+  }
+});
