@@ -124,7 +124,9 @@ pub enum Output {
 pub struct TurnStats {
     /// Live allocations.
     pub allocations: usize,
-    /// Allocate requests refused (any reason).
+    /// Requests refused: Allocate for any reason, CreatePermission and ChannelBind for a
+    /// peer the relay may not reach (403). Malformed or unauthenticated requests of other
+    /// methods are answered with their error code but not counted.
     pub refused: u64,
     /// Packets dropped: no permission, not an allowed peer, over the bandwidth limit.
     pub dropped: u64,
