@@ -32,10 +32,19 @@ fn turn_entry(m: &ServerMessage) -> IceServer {
 
 /// Run `turnutils_uclient` against our UDP (or TCP with `tcp`) listener; its output.
 fn uclient(server: SocketAddr, user: &str, pass: &str, peer: SocketAddr, tcp: bool) -> String {
+    uclient_with(server, user, pass, peer, if tcp { &["-t"] } else { &[] })
+}
+
+/// `turnutils_uclient` with more `flags` (e.g. `-t -S`: TCP with TLS).
+fn uclient_with(
+    server: SocketAddr,
+    user: &str,
+    pass: &str,
+    peer: SocketAddr,
+    flags: &[&str],
+) -> String {
     let mut cmd = Command::new(UCLIENT);
-    if tcp {
-        cmd.arg("-t");
-    }
+    cmd.args(flags);
     if !user.is_empty() {
         cmd.args(["-u", user, "-w", pass]);
     }
@@ -133,6 +142,12 @@ async fn an_independent_turn_client_allocates_with_our_credentials_only() {
         allocated(&uclient(https, &user, &pass, media, true)),
         "TCP allocation on the HTTPS port"
     );
+    // TURN over TLS on its own port and on the HTTPS port (uclient checks no certificate).
+    let tls = addrs.tls.expect("TURN TLS");
+    for (server, what) in [(tls, "TLS port"), (https, "HTTPS port")] {
+        let out = uclient_with(server, &user, &pass, media, &["-t", "-S"]);
+        assert!(allocated(&out), "TLS allocation on the {what}: {out}");
+    }
     // The HTTPS port still serves HTTPS.
     assert_eq!(common::https(&t.url, "GET", "/", &[], "").await.status, 200);
 
