@@ -140,6 +140,13 @@ export function icePath(p) {
     report.forEach((s) => {
       if (s.type === 'transport' && s.selectedCandidatePairId) pairId = s.selectedCandidatePairId;
     });
+    // Firefox has no transport stats: its selected pair says `selected` (or is the nominated
+    // one that succeeded).
+    if (!pairId) {
+      report.forEach((s) => {
+        if (s.type === 'candidate-pair' && (s.selected === true || (s.nominated && s.state === 'succeeded'))) pairId = s.id;
+      });
+    }
     const pair = pairId ? byId.get(pairId) : null;
     /** @type {any[]} */
     const local = [];
