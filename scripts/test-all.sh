@@ -9,13 +9,16 @@ step() { printf '\n==> %s\n' "$*"; }
 
 step "system packages"
 # chromium and firefox-esr for the browser tests; coturn for its turnutils_uclient, a real
-# third-party TURN client the TURN tests drive; nftables and iproute2 for the network tests.
+# third-party TURN client the TURN tests drive; nftables, iptables (its NFQUEUE target),
+# python3 and iproute2 for the network tests.
 need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v firefox-esr >/dev/null 2>&1 || need+=(firefox-esr)
 command -v turnutils_uclient >/dev/null 2>&1 || need+=(coturn)
 command -v nft >/dev/null 2>&1 || need+=(nftables)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
+command -v iptables-legacy >/dev/null 2>&1 || need+=(iptables)
+command -v python3 >/dev/null 2>&1 || need+=(python3)
 if [ "${#need[@]}" -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq

@@ -1,8 +1,11 @@
 // Pieces of the network tests (run by tests/netns/run.sh, which creates the namespaces and
-// exports their names): the server in the server namespace on 10.77.0.1:443, firewall rules
-// and packet loss in the namespaces, and what ICE chose in a page.
+// exports their names): the server in the server namespace on 10.77.0.1:443, firewall rules,
+// packet loss and delay in the namespaces, and what ICE chose in a page.
 
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { startServer } from '../e2e/server.mjs';
 
 /** @param {string} name */
@@ -77,7 +80,7 @@ export function clearFirewall() {
 
 /**
  * Lose `percent` % of the packets each way on the link, at random (nft `numgen random` in
- * each namespace's output). netem would also delay, but this kernel has no sch_netem
+ * each namespace's output). netem would do this, but this kernel has no sch_netem
  * ("Specified qdisc kind is unknown"); nft is what both CI and this machine have.
  * @param {number} percent
  */
@@ -114,9 +117,61 @@ export function clearLoss() {
 }
 
 /**
+ * @typedef {{delayed: number, mean_delay_ms: number, overruns: number}} DelayStats
+ * @typedef {{stop: () => Promise<DelayStats>, stats: () => DelayStats}} Delay
+ */
+
+/**
+ * Delay every packet on the link by `delayMs` ± `jitterMs` (uniform), each way, as
+ * `tc qdisc add … netem delay 50ms 20ms` on both ends would. Without sch_netem the kernel's
+ * NFQUEUE target hands the client namespace's packets on the link, in and out, to
+ * tests/netns/delay.py, which accepts each one after its delay. `--queue-bypass`: should the
+ * process die, packets pass undelayed rather than vanish, and `stats()` shows it.
+ * @param {{delayMs: number, jitterMs: number}} opts
+ * @returns {Promise<Delay>}
+ */
+export async function delayOnLink({ delayMs, jitterMs }) {
+  const dir = mkdtempSync(join(tmpdir(), 'conclave-delay-'));
+  const statsFile = join(dir, 'stats.json');
+  const script = new URL('./delay.py', import.meta.url).pathname;
+  const child = spawn(
+    'ip',
+    ['netns', 'exec', CLIENT_NS, 'python3', script, '--delay-ms', String(delayMs), '--jitter-ms', String(jitterMs), '--stats', statsFile],
+    { stdio: ['ignore', 'inherit', 'inherit'] },
+  );
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  const deadline = Date.now() + 10_000;
+  while (!existsSync(statsFile)) {
+    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`delay.py did not start (exit ${child.exitCode})`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  // Everything but loopback, both ways: the browsers' media and signalling to the server.
+  const rules = [
+    ['OUTPUT', '-o'],
+    ['INPUT', '-i'],
+  ];
+  for (const [chain, flag] of rules) {
+    inNamespace(CLIENT_NS, ['iptables-legacy', '-A', chain, '!', flag, 'lo', '-j', 'NFQUEUE', '--queue-num', '0', '--queue-bypass']);
+  }
+  /** @returns {DelayStats} */
+  const stats = () => JSON.parse(readFileSync(statsFile, 'utf8'));
+  return {
+    stats,
+    async stop() {
+      for (const [chain] of rules) inNamespace(CLIENT_NS, ['iptables-legacy', '-F', chain]);
+      child.kill('SIGTERM');
+      await exited;
+      const s = stats();
+      rmSync(dir, { recursive: true, force: true });
+      return s;
+    },
+  };
+}
+
+/**
  * The ICE candidates of `p`'s peer connection and the pair it selected.
  * @param {import('../e2e/helpers.mjs').Participant} p
- * @returns {Promise<{selected: {local: Candidate, remote: Candidate} | null, local: Candidate[]}>}
+ * @returns {Promise<{selected: {local: Candidate, remote: Candidate, rtt: number | null} | null, local: Candidate[]}>}
  * @typedef {{type: string, protocol: string, relayProtocol: string | null, address: string, port: number}} Candidate
  */
 export function icePath(p) {
@@ -154,7 +209,14 @@ export function icePath(p) {
       if (s.type === 'local-candidate') local.push(cand(s));
     });
     return {
-      selected: pair ? { local: cand(byId.get(pair.localCandidateId)), remote: cand(byId.get(pair.remoteCandidateId)) } : null,
+      selected: pair
+        ? {
+            local: cand(byId.get(pair.localCandidateId)),
+            remote: cand(byId.get(pair.remoteCandidateId)),
+            // Seconds, from the latest connectivity check.
+            rtt: typeof pair.currentRoundTripTime === 'number' ? pair.currentRoundTripTime : null,
+          }
+        : null,
       local,
     };
   });

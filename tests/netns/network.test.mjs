@@ -8,8 +8,9 @@
 //   TURN on the HTTPS port (plain TCP here: Chromium checks a TURN server's certificate, and
 //   the test server's is self-signed);
 // - [network] relay_only: the pages use relay candidates only;
-// - a lossy link (5 % of packets dropped at random each way): three pages still decode each
-//   other. (No added delay: this kernel has no netem; see netns.mjs.)
+// - a bad link (5 % of packets dropped at random each way, and 50 ms ± 20 ms delay each way):
+//   three pages still decode each other. (This kernel has no netem: nft drops, and
+//   delay.py delays through NFQUEUE; see netns.mjs.)
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -29,6 +30,7 @@ import {
   SERVER_IP,
   clearFirewall,
   clearLoss,
+  delayOnLink,
   droppedPackets,
   icePath,
   loseOnLink,
@@ -159,16 +161,27 @@ test('relay_only: Chromium and Firefox use relay candidates only', { timeout: TE
   }
 });
 
-test('a lossy link (5 % of packets lost each way): two Chromium and one Firefox page decode each other', { timeout: TEST_TIMEOUT_MS }, async () => {
+test('a bad link (5 % loss, 50 ms ± 20 ms delay each way): two Chromium and one Firefox page decode each other', { timeout: TEST_TIMEOUT_MS }, async () => {
   assert.ok(server && browser);
   const srv = server;
   loseOnLink(5);
+  const delay = await delayOnLink({ delayMs: 50, jitterMs: 20 });
   try {
     await withParticipants('netns-loss', srv, async (ps) => {
       await meet(srv, /** @type {any} */ (browser), ps, ['lea', 'lars', 'flora']);
       assert.ok(lostPackets() > 0, 'the link lost packets');
+      // The delay is in effect: packets went through delay.py, and the pages' connectivity
+      // checks see a round trip of at least the minimum delay both ways (2 × 30 ms).
+      for (const p of ps) {
+        const pair = await selected(p);
+        console.log(`${p.label}: round trip ${pair.rtt === null ? 'not reported' : `${Math.round(pair.rtt * 1000)} ms`}`);
+        if (pair.rtt !== null) assert.ok(pair.rtt >= 0.06, `${p.label} sees the delayed link: ${JSON.stringify(pair)}`);
+      }
     });
   } finally {
+    const stats = await delay.stop();
     clearLoss();
+    console.log(`delay.py: ${stats.delayed} packets delayed by ${stats.mean_delay_ms.toFixed(1)} ms on average, ${stats.overruns} queue overruns`);
+    assert.ok(stats.delayed > 1000, `the link delayed the meeting's packets: ${JSON.stringify(stats)}`);
   }
 });

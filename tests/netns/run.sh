@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The network tests: a server namespace and a client namespace joined by a veth pair
 # (server 10.77.0.1, client 10.77.0.2), the server on 10.77.0.1:443 as in production, the
-# browsers in the client namespace. The tests add firewall rules and packet loss
-# (nft) inside the namespaces; nothing touches the host's own network.
+# browsers in the client namespace. The tests add firewall rules and packet loss (nft) and
+# delay (iptables NFQUEUE to tests/netns/delay.py, as this kernel has no netem) inside the
+# namespaces; nothing touches the host's own network.
 #
-# Needs root (network namespaces), iproute2 and nftables. Removes the namespaces on exit,
+# Needs root (network namespaces), iproute2, nftables, iptables and python3. Removes the namespaces on exit,
 # also after a failure or Ctrl-C.
 #   tests/netns/run.sh            set up, run tests/netns/*.test.mjs, tear down
 set -euo pipefail
