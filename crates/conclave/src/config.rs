@@ -13,6 +13,9 @@ use serde::{Deserialize, Serialize};
 pub struct Config {
     /// HTTPS (and WebSocket) listen address. Port 0 picks a free port.
     pub listen: SocketAddr,
+    /// Plain-HTTP listen address (usually port 80): it only redirects to HTTPS and answers
+    /// ACME HTTP-01 challenges. Default: off.
+    pub http_listen: Option<SocketAddr>,
     /// Directory for generated certificates and the database (`conclave.db`). Created if
     /// missing.
     pub data_dir: PathBuf,
@@ -333,13 +336,97 @@ impl AccountsConfig {
 }
 
 /// `[tls]`
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TlsConfig {
     /// PEM certificate chain.
     pub cert: Option<PathBuf>,
     /// PEM private key.
     pub key: Option<PathBuf>,
+    /// Seconds between checks whether `cert`/`key` changed on disk (1 to 3600); changed
+    /// files are loaded without a restart.
+    pub reload_check_secs: u64,
+    /// Certificates from an ACME CA.
+    pub acme: AcmeConfig,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        TlsConfig {
+            cert: None,
+            key: None,
+            reload_check_secs: 10,
+            acme: AcmeConfig::default(),
+        }
+    }
+}
+
+/// Which ACME challenge proves control of the domains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AcmeChallenge {
+    /// TLS-ALPN-01 (RFC 8737), answered on the HTTPS port (the CA connects to port 443).
+    #[default]
+    TlsAlpn01,
+    /// HTTP-01, answered by the `http_listen` listener (the CA connects to port 80).
+    Http01,
+}
+
+/// `[tls.acme]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AcmeConfig {
+    /// DNS names the certificate is for. Empty: ACME is off.
+    pub domains: Vec<String>,
+    /// Contact URLs for the CA account, e.g. `mailto:it@example.org`.
+    pub contact: Vec<String>,
+    /// The CA's ACME directory URL.
+    pub directory: String,
+    /// `tls-alpn-01` or `http-01`.
+    pub challenge: AcmeChallenge,
+    /// PEM file of CA certificates trusted for the directory's HTTPS instead of the system's
+    /// roots (for a private ACME CA).
+    pub directory_ca_file: Option<PathBuf>,
+    /// Renew when less than this fraction of the certificate's validity remains (0.05 to
+    /// 0.9).
+    pub renew_remaining_fraction: f64,
+}
+
+/// A host name as a CA accepts it: labels of letters, digits and hyphens, at least two.
+fn valid_dns_name(name: &str) -> bool {
+    let labels: Vec<&str> = name.split('.').collect();
+    name.len() <= 253
+        && labels.len() >= 2
+        && labels.iter().all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
+}
+
+/// Let's Encrypt's production directory.
+pub const LETS_ENCRYPT_DIRECTORY: &str = "https://acme-v02.api.letsencrypt.org/directory";
+
+impl Default for AcmeConfig {
+    fn default() -> Self {
+        AcmeConfig {
+            domains: Vec::new(),
+            contact: Vec::new(),
+            directory: LETS_ENCRYPT_DIRECTORY.into(),
+            challenge: AcmeChallenge::TlsAlpn01,
+            directory_ca_file: None,
+            renew_remaining_fraction: 1.0 / 3.0,
+        }
+    }
+}
+
+impl AcmeConfig {
+    /// Whether certificates come from ACME.
+    pub fn enabled(&self) -> bool {
+        !self.domains.is_empty()
+    }
 }
 
 /// `[limits]`
@@ -373,6 +460,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             listen: "127.0.0.1:8443".parse().expect("valid literal"),
+            http_listen: None,
             data_dir: PathBuf::from("./conclave-data"),
             media_port: 10000,
             media_threads: 0,
@@ -555,6 +643,41 @@ impl Config {
         }
         if !(1..=MAX_SESSION_HOURS).contains(&self.accounts.session_hours) {
             bail!("accounts.session_hours must be between 1 and {MAX_SESSION_HOURS}");
+        }
+        self.validate_tls()
+    }
+
+    fn validate_tls(&self) -> Result<()> {
+        let t = &self.tls;
+        if !(1..=3600).contains(&t.reload_check_secs) {
+            bail!("tls.reload_check_secs must be between 1 and 3600");
+        }
+        let a = &t.acme;
+        if !(0.05..=0.9).contains(&a.renew_remaining_fraction) {
+            bail!("tls.acme.renew_remaining_fraction must be between 0.05 and 0.9");
+        }
+        if a.enabled() {
+            if t.cert.is_some() || t.key.is_some() {
+                bail!("tls.cert/tls.key and tls.acme.domains exclude each other: choose one");
+            }
+            if !a.directory.starts_with("https://") {
+                bail!("tls.acme.directory must be an https:// URL");
+            }
+            for d in &a.domains {
+                if !valid_dns_name(d) {
+                    bail!(
+                        "tls.acme.domains: {d:?} is not a DNS name (wildcards need DNS-01, which is not supported)"
+                    );
+                }
+            }
+            for c in &a.contact {
+                if !c.starts_with("mailto:") {
+                    bail!("tls.acme.contact: {c:?} must be a mailto: URL");
+                }
+            }
+            if a.challenge == AcmeChallenge::Http01 && self.http_listen.is_none() {
+                bail!("tls.acme.challenge = \"http-01\" needs http_listen (port 80)");
+            }
         }
         Ok(())
     }

@@ -124,14 +124,30 @@ async fn security_headers(mut res: Response) -> Response {
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(
         "permissions-policy",
-        HeaderValue::from_static("camera=(self), microphone=(self), display-capture=(self)"),
+        HeaderValue::from_static(PERMISSIONS_POLICY),
     );
     h.insert(
         "cross-origin-opener-policy",
         HeaderValue::from_static("same-origin"),
     );
+    h.insert(
+        "cross-origin-resource-policy",
+        HeaderValue::from_static("same-origin"),
+    );
+    h.insert(
+        header::STRICT_TRANSPORT_SECURITY,
+        HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+    );
     res
 }
+
+/// Permissions-Policy for every response: capture, full screen and picture-in-picture for this
+/// origin (a meeting needs them), every other powerful feature denied.
+pub const PERMISSIONS_POLICY: &str = "camera=(self), microphone=(self), \
+display-capture=(self), fullscreen=(self), picture-in-picture=(self), autoplay=(self), \
+geolocation=(), payment=(), usb=(), serial=(), hid=(), bluetooth=(), midi=(), \
+accelerometer=(), gyroscope=(), magnetometer=(), screen-wake-lock=(), \
+publickey-credentials-get=(self)";
 
 async fn public_settings(State(st): State<AppState>) -> axum::Json<PublicSettings> {
     axum::Json(st.public)

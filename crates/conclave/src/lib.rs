@@ -1,11 +1,13 @@
 //! Conclave: confidential video meetings in one binary. This crate wires the pieces: config,
 //! TLS, HTTP/WebSocket edge, the conference task around the room core, and the media plane.
 
+pub mod acme;
 pub mod conference;
 pub mod config;
 pub mod demux;
 pub mod http;
 pub mod invite;
+pub mod plain_http;
 pub mod rooms_api;
 pub mod signin;
 pub mod tls;
@@ -33,6 +35,8 @@ use crate::ws::SocketLimits;
 /// A running server. Dropping it stops everything.
 pub struct Server {
     https_addr: SocketAddr,
+    http_addr: Option<SocketAddr>,
+    certs: Arc<tls::CertResolver>,
     turn: Option<conclave_turn::Turn>,
     turn_addrs: turn::TurnAddrs,
     media: Arc<MediaPlane>,
@@ -47,9 +51,43 @@ impl Server {
         std::fs::create_dir_all(&config.data_dir).with_context(|| {
             format!("cannot create data directory {}", config.data_dir.display())
         })?;
-        let (cert, key) = tls::cert_paths(&config)?;
-        let tls_config = tls::server_config(&cert, &key)?;
+        let tls_setup = tls::setup(&config)?;
+        let tls_config = tls_setup.config.clone();
         let https_addr = listener.local_addr()?;
+        let mut tasks = Vec::new();
+        if let tls::CertSource::Files { cert, key } = &tls_setup.source {
+            tasks.push(tokio::spawn(tls::watch_files(
+                tls_setup.resolver.clone(),
+                cert.clone(),
+                key.clone(),
+                Duration::from_secs(config.tls.reload_check_secs),
+            )));
+        }
+        let acme_http = acme::Http01Tokens::default();
+        if tls_setup.source == tls::CertSource::Acme {
+            tasks.push(tokio::spawn(acme::run(
+                config.clone(),
+                tls_setup.resolver.clone(),
+                acme_http.clone(),
+            )));
+        }
+        let http_redirect = match config.http_listen {
+            Some(addr) => {
+                let l = TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {addr} (http_listen)"))?;
+                let https_port = https_addr.port();
+                Some(l.local_addr()?).inspect(|_| {
+                    tasks.push(tokio::spawn(plain_http::serve(
+                        l,
+                        https_port,
+                        config.public_url.clone(),
+                        acme_http.clone(),
+                    )));
+                })
+            }
+            None => None,
+        };
         // Filled once the TURN server runs (it needs the media plane's address first).
         let relays: Arc<std::sync::OnceLock<conclave_turn::Turn>> = Arc::default();
         let accept_source = config.network.relay_only.then(|| {
@@ -78,7 +116,6 @@ impl Server {
         )
         .with_context(|| format!("cannot bind media UDP socket {}", config.media_bind()))?;
         let media = Arc::new(media);
-        let mut tasks = Vec::new();
         let turn = turn::start(
             &config,
             &tls_config,
@@ -103,6 +140,11 @@ impl Server {
             let mut c = (*tls_config).clone();
             if https_turn.is_some() {
                 c.alpn_protocols.push(turn::TURN_ALPN.to_vec());
+            }
+            if config.tls.acme.enabled()
+                && config.tls.acme.challenge == config::AcmeChallenge::TlsAlpn01
+            {
+                c.alpn_protocols.push(tls::ACME_TLS_ALPN.to_vec());
             }
             TlsAcceptor::from(Arc::new(c))
         };
@@ -190,6 +232,8 @@ impl Server {
         let accept = tokio::spawn(accept_loop(listener, tls, app, https_turn));
         Ok(Server {
             https_addr,
+            http_addr: http_redirect,
+            certs: tls_setup.resolver,
             turn: turn_handle,
             turn_addrs,
             media,
@@ -204,6 +248,21 @@ impl Server {
     /// The HTTPS address with the real port.
     pub fn https_addr(&self) -> SocketAddr {
         self.https_addr
+    }
+
+    /// The plain-HTTP (redirect, ACME HTTP-01) address with the real port, if configured.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http_addr
+    }
+
+    /// The certificate presented now (DER of the leaf).
+    pub fn certificate(&self) -> Vec<u8> {
+        self.certs
+            .current()
+            .cert
+            .first()
+            .map(|c| c.as_ref().to_vec())
+            .unwrap_or_default()
     }
 
     /// The media UDP address with the real port.
@@ -309,6 +368,10 @@ async fn serve_https_port(
             return;
         }
     };
+    if stream.get_ref().1.alpn_protocol() == Some(tls::ACME_TLS_ALPN) {
+        // TLS-ALPN-01: the CA has seen the challenge certificate; nothing else is spoken.
+        return;
+    }
     let mut prefix = Vec::new();
     if let Some(turn) = &turn {
         if stream.get_ref().1.alpn_protocol() == Some(turn::TURN_ALPN) {
