@@ -161,12 +161,19 @@ pub async fn run(config: Config, resolver: Arc<CertResolver>, tokens: Http01Toke
         }
         match obtain(&config, &mut account, &resolver, &tokens).await {
             Ok(ck) => {
-                let until = leaf(&ck).map(|l| l.not_after).unwrap_or_default();
+                let until = leaf(&ck)
+                    .ok()
+                    .and_then(|l| time::OffsetDateTime::from_unix_timestamp(l.not_after).ok())
+                    .and_then(|t| {
+                        t.format(&time::format_description::well_known::Rfc3339)
+                            .ok()
+                    })
+                    .unwrap_or_default();
                 resolver.set(Arc::new(ck));
                 retry = FIRST_RETRY;
                 tracing::info!(
                     domains = ?acme.domains,
-                    not_after = until,
+                    not_after = %until,
                     "ACME certificate issued and in use"
                 );
             }
@@ -362,5 +369,5 @@ fn alpn_challenge_cert(name: &str, digest: &[u8]) -> Result<CertifiedKey> {
     params.distinguished_name = rcgen::DistinguishedName::new();
     params.custom_extensions = vec![rcgen::CustomExtension::new_acme_identifier(digest)];
     let cert = params.self_signed(&key).context("challenge certificate")?;
-    Ok(tls::certified_key(cert.pem().as_bytes(), key.serialize_pem().as_bytes())?.0)
+    tls::challenge_key(cert.pem().as_bytes(), key.serialize_pem().as_bytes())
 }

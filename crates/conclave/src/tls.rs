@@ -171,6 +171,20 @@ impl SigningKey for PolicyKey {
 /// the certificate and be ECDSA or RSA (EdDSA is not in TR-02102-2). Returns warnings too
 /// (an RSA key shorter than [`MIN_RSA_BITS`]).
 pub fn certified_key(cert_pem: &[u8], key_pem: &[u8]) -> Result<(CertifiedKey, Vec<String>)> {
+    let (ck, warnings) = policy_key(cert_pem, key_pem)?;
+    ck.keys_match()
+        .map_err(|e| anyhow::anyhow!("certificate and key do not match: {e}"))?;
+    Ok((ck, warnings))
+}
+
+/// A TLS-ALPN-01 challenge certificate and its key. Unlike [`certified_key`] the pair is not
+/// cross-checked: the check parses the certificate, and its critical acmeIdentifier
+/// extension (RFC 8737) is unknown to the parser. We made both ourselves a moment ago.
+pub fn challenge_key(cert_pem: &[u8], key_pem: &[u8]) -> Result<CertifiedKey> {
+    Ok(policy_key(cert_pem, key_pem)?.0)
+}
+
+fn policy_key(cert_pem: &[u8], key_pem: &[u8]) -> Result<(CertifiedKey, Vec<String>)> {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem)
         .collect::<Result<_, _>>()
         .context("not a PEM certificate chain")?;
@@ -203,10 +217,7 @@ pub fn certified_key(cert_pem: &[u8], key_pem: &[u8]) -> Result<(CertifiedKey, V
     if policy.choose_scheme(&SIGNATURE_SCHEMES).is_none() {
         bail!("the private key cannot sign with any scheme BSI TR-02102-2 recommends");
     }
-    let ck = CertifiedKey::new(certs, policy);
-    ck.keys_match()
-        .map_err(|e| anyhow::anyhow!("certificate and key do not match: {e}"))?;
-    Ok((ck, warnings))
+    Ok((CertifiedKey::new(certs, policy), warnings))
 }
 
 /// Bits of an RSA public key in SubjectPublicKeyInfo DER (`None` when aws-lc rejects it,

@@ -1,0 +1,273 @@
+//! ACME against a real CA: Debian's `pebble` (with `pebble-challtestsrv` as its DNS server,
+//! so `conclave.test` resolves to 127.0.0.1). The server obtains a certificate through
+//! TLS-ALPN-01 on its HTTPS port, serves it, and renews it before it expires — pebble issues
+//! certificates valid for 40 s — without a restart.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const DOMAIN: &str = "conclave.test";
+/// Validity pebble gives certificates, in seconds.
+const VALIDITY_SECS: u64 = 40;
+
+/// A child process killed on drop.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn(cmd: &mut Command, what: &'static str, log: &Path) -> Proc {
+    let out = std::fs::File::create(log).unwrap();
+    let child = cmd
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{what} must be installed (Debian pebble): {e}"));
+    Proc(child)
+}
+
+fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn wait_for_port(port: u16, what: &str, log: &Path) {
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!(
+        "{what} did not listen on {port}:\n{}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
+}
+
+/// A test CA and a certificate for pebble's own HTTPS (directory and management API).
+fn pebble_tls(dir: &Path) -> PathBuf {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "conclave test CA for pebble");
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+    std::fs::write(dir.join("pebble-cert.pem"), cert.pem()).unwrap();
+    std::fs::write(dir.join("pebble-key.pem"), key.serialize_pem()).unwrap();
+    let ca_file = dir.join("test-ca.pem");
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    ca_file
+}
+
+fn client(roots: &[CertificateDer<'static>]) -> tokio_rustls::TlsConnector {
+    let mut store = rustls::RootCertStore::empty();
+    for r in roots {
+        store.add(r.clone()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(store)
+        .with_no_client_auth();
+    tokio_rustls::TlsConnector::from(Arc::new(cfg))
+}
+
+/// pebble's issuing root, from its management API.
+async fn pebble_root(mgmt: u16, test_ca: &Path) -> CertificateDer<'static> {
+    let ca = CertificateDer::from_pem_file(test_ca).unwrap();
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", mgmt))
+        .await
+        .unwrap();
+    let mut s = client(&[ca])
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    s.write_all(b"GET /roots/0 HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out).await;
+    let text = String::from_utf8_lossy(&out);
+    let pem = &text[text.find("-----BEGIN").expect("a PEM root")..];
+    CertificateDer::from_pem_slice(pem.as_bytes()).unwrap()
+}
+
+/// The leaf `addr` presents for `conclave.test`, if it verifies against `root` now.
+async fn verified_leaf(addr: SocketAddr, root: &CertificateDer<'static>) -> Option<Vec<u8>> {
+    let tcp = tokio::net::TcpStream::connect(addr).await.ok()?;
+    let s = client(std::slice::from_ref(root))
+        .connect(ServerName::try_from(DOMAIN).unwrap(), tcp)
+        .await
+        .ok()?;
+    Some(s.get_ref().1.peer_certificates()?.first()?.to_vec())
+}
+
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_certificate_from_pebble_is_served_and_renewed_without_restart() {
+    // The server's ACME log lines show in the test output when it fails.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("conclave=info")
+        .with_test_writer()
+        .try_init();
+    let dir = std::env::temp_dir().join(format!("conclave-acme-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let test_ca = pebble_tls(&dir);
+
+    // Conclave's HTTPS port is where pebble validates TLS-ALPN-01.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let https = listener.local_addr().unwrap();
+    let (acme_port, mgmt_port, dns_port, dns_mgmt) = (
+        free_tcp_port(),
+        free_tcp_port(),
+        free_udp_port(),
+        free_tcp_port(),
+    );
+    let pebble_config = serde_json::json!({ "pebble": {
+        "listenAddress": format!("127.0.0.1:{acme_port}"),
+        "managementListenAddress": format!("127.0.0.1:{mgmt_port}"),
+        "certificate": dir.join("pebble-cert.pem"),
+        "privateKey": dir.join("pebble-key.pem"),
+        "httpPort": free_tcp_port(),
+        "tlsPort": https.port(),
+        "ocspResponderURL": "",
+        "externalAccountBindingRequired": false,
+        "certificateValidityPeriod": VALIDITY_SECS,
+    }});
+    std::fs::write(dir.join("pebble.json"), pebble_config.to_string()).unwrap();
+    let dns_log = dir.join("challtestsrv.log");
+    let _dns = spawn(
+        Command::new("pebble-challtestsrv")
+            .args(["-management", &format!("127.0.0.1:{dns_mgmt}")])
+            .args(["-dns01", &format!("127.0.0.1:{dns_port}")])
+            .args(["-http01", "", "-https01", "", "-tlsalpn01", ""])
+            .args(["-defaultIPv4", "127.0.0.1", "-defaultIPv6", ""]),
+        "pebble-challtestsrv",
+        &dns_log,
+    );
+    let pebble_log = dir.join("pebble.log");
+    let _pebble = spawn(
+        Command::new("pebble")
+            .arg("-config")
+            .arg(dir.join("pebble.json"))
+            .args(["-dnsserver", &format!("127.0.0.1:{dns_port}"), "-strict"])
+            .env("PEBBLE_VA_NOSLEEP", "1")
+            .env("PEBBLE_WFE_NONCEREJECT", "0")
+            // Every order needs a fresh challenge, so renewal proves the running server
+            // still answers them.
+            .env("PEBBLE_AUTHZREUSE", "0"),
+        "pebble",
+        &pebble_log,
+    );
+    wait_for_port(acme_port, "pebble", &pebble_log).await;
+    wait_for_port(mgmt_port, "pebble management", &pebble_log).await;
+    let root = pebble_root(mgmt_port, &test_ca).await;
+
+    let data = dir.join("data");
+    let mut config = conclave::config::Config {
+        listen: https,
+        media_port: 0,
+        data_dir: data.clone(),
+        ..Default::default()
+    };
+    config.turn.enabled = false;
+    let acme = &mut config.tls.acme;
+    acme.domains = vec![DOMAIN.to_owned()];
+    acme.contact = vec!["mailto:it@conclave.test".to_owned()];
+    acme.directory = format!("https://127.0.0.1:{acme_port}/dir");
+    acme.directory_ca_file = Some(test_ca.clone());
+    acme.renew_remaining_fraction = 0.5;
+    let server = conclave::Server::start(config, listener).await.unwrap();
+
+    let dump = || {
+        format!(
+            "pebble log:\n{}",
+            std::fs::read_to_string(&pebble_log).unwrap_or_default()
+        )
+    };
+    // The self-signed certificate serves until pebble's arrives.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let first = loop {
+        if let Some(leaf) = verified_leaf(https, &root).await {
+            break leaf;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no certificate from pebble within 30 s\n{}",
+            dump()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(server.certificate(), first);
+    let acme_dir = data.join("acme");
+    for f in ["account.json", "cert.pem", "key.pem"] {
+        assert_eq!(mode(&acme_dir.join(f)), 0o600, "{f}");
+    }
+    // Renewal is due when half the validity is left: a new certificate, same process.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(VALIDITY_SECS + 20);
+    let second = loop {
+        match verified_leaf(https, &root).await {
+            Some(leaf) if leaf != first => break leaf,
+            _ => {}
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the certificate was not renewed\n{}",
+            dump()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let stored = std::fs::read(acme_dir.join("cert.pem")).unwrap();
+    let stored = CertificateDer::from_pem_slice(&stored).unwrap();
+    assert_eq!(
+        stored.as_ref(),
+        second.as_slice(),
+        "the renewed certificate is stored"
+    );
+    let log = std::fs::read_to_string(&pebble_log).unwrap_or_default();
+    let issued = log.matches("Issued certificate serial").count();
+    let accounts = log.matches("POST /sign-me-up").count();
+    println!("pebble issued {issued} certificates to {accounts} account(s)");
+    assert!(issued >= 2, "{issued} certificates issued");
+    assert_eq!(accounts, 1, "renewal reuses the account");
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
