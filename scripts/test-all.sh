@@ -54,4 +54,7 @@ E2E_SERVER_BIN="$PWD/target/release/conclave" node --test tests/e2e/
 step "network tests (namespaces: only TCP 443 open, relay_only, packet loss)"
 tests/netns/run.sh
 
+step "package (.deb contents, unit sandbox score, SBOM, cargo deny)"
+tests/package/run.sh
+
 step "all tests passed"

@@ -4,6 +4,7 @@
 pub mod acme;
 pub mod conference;
 pub mod config;
+pub mod config_check;
 pub mod demux;
 pub mod http;
 pub mod invite;

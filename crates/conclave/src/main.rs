@@ -24,10 +24,38 @@ enum Command {
     Serve(ServeArgs),
     /// Manage local accounts: add, list, passwd, disable, enable, expire, remove.
     User(users::UserArgs),
-    /// Print the documented example configuration with every option and its default.
+    /// Check a configuration file, or print the documented example.
+    Config(ConfigArgs),
+    /// Print the documented example configuration (same as `config example`).
+    #[command(hide = true)]
     ConfigExample,
     /// Print an invite link with a signed token ([tokens] must be configured with a key).
     Token(TokenArgs),
+}
+
+#[derive(clap::Args)]
+struct ConfigArgs {
+    #[command(subcommand)]
+    command: ConfigCommand,
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Name unknown and deprecated keys, refused values and every loosened default; with
+    /// --since, the security-relevant options added after that version. Exit code 0: fine,
+    /// 1: warnings, 2: errors.
+    Check {
+        /// TOML config file (the same as for `serve`) [default: only the embedded defaults and
+        /// CONCLAVE_* variables]
+        #[arg(long, env = "CONCLAVE_CONFIG")]
+        config: Option<PathBuf>,
+        /// The version you upgraded from, e.g. 0.1.0: list the security-relevant options
+        /// added since.
+        #[arg(long)]
+        since: Option<String>,
+    },
+    /// Print the documented example configuration with every option and its default.
+    Example,
 }
 
 #[derive(clap::Args)]
@@ -135,9 +163,18 @@ fn main() -> std::process::ExitCode {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::ConfigExample => {
+        Command::ConfigExample
+        | Command::Config(ConfigArgs {
+            command: ConfigCommand::Example,
+        }) => {
             print!("{}", include_str!("../../../conclave.example.toml"));
             Ok(())
+        }
+        Command::Config(ConfigArgs {
+            command: ConfigCommand::Check { config, since },
+        }) => {
+            let code = config_check(config.as_deref(), since.as_deref());
+            std::process::exit(i32::from(code));
         }
         Command::Token(args) => {
             let config =
@@ -161,6 +198,9 @@ fn run(cli: Cli) -> Result<()> {
         Command::Serve(args) => {
             let config = Config::load(args.config.as_deref(), std::env::vars(), args.overrides())?;
             init_log(&config.log);
+            for f in conclave::config_check::loosened(&config) {
+                tracing::warn!("config check: {f}");
+            }
             tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
@@ -168,6 +208,36 @@ fn run(cli: Cli) -> Result<()> {
                 .block_on(serve(config))
         }
     }
+}
+
+/// `conclave config check`: print the findings; the exit code.
+fn config_check(file: Option<&std::path::Path>, since: Option<&str>) -> u8 {
+    use conclave::config_check::{check, exit_code};
+    let raw = match file {
+        None => Ok(toml::Table::new()),
+        Some(f) => std::fs::read_to_string(f)
+            .map_err(|e| format!("cannot read {}: {e}", f.display()))
+            .and_then(|t| {
+                t.parse::<toml::Table>()
+                    .map_err(|e| format!("{} is not valid TOML: {e}", f.display()))
+            }),
+    };
+    let findings = check(
+        raw.as_ref().map_err(Clone::clone),
+        || Config::load(file, std::env::vars(), toml::Table::new()),
+        since,
+    );
+    for f in &findings {
+        println!("{f}");
+    }
+    let code = exit_code(&findings);
+    let what = file.map_or_else(|| "the defaults".to_owned(), |f| f.display().to_string());
+    match code {
+        0 => println!("{what}: ok"),
+        1 => println!("{what}: warnings (the server starts; check each one)"),
+        _ => println!("{what}: errors (the server refuses to start)"),
+    }
+    code
 }
 
 fn init_log(filter: &str) {

@@ -113,3 +113,52 @@ fn config_example_prints_the_documented_file() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("[limits]") && text.contains("max_message_bytes"));
 }
+
+#[test]
+fn config_check_exit_codes_are_ok_warnings_errors() {
+    let dir = tmp("check");
+    std::fs::create_dir_all(&dir).unwrap();
+    let example =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../conclave.example.toml");
+    let packaged =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../packaging/conclave.toml");
+    let loose = dir.join("loose.toml");
+    std::fs::write(&loose, "[meeting]\ne2ee = \"off\"\n").unwrap();
+    let wrong = dir.join("wrong.toml");
+    std::fs::write(&wrong, "[limits]\nmax_roomz = 5\n").unwrap();
+    let cases = [
+        (example.as_path(), 0, "ok"),
+        // The package cannot know the domain: the certificate is the one thing to set.
+        (packaged.as_path(), 1, "warning: tls:"),
+        (loose.as_path(), 1, "meeting.e2ee"),
+        (wrong.as_path(), 2, "did you mean limits.max_rooms"),
+    ];
+    for (file, code, text) in cases {
+        let out = bin()
+            .args(["config", "check", "--config"])
+            .arg(file)
+            .env_remove("CONCLAVE_CONFIG")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "{}: {stdout}",
+            file.display()
+        );
+        assert!(stdout.contains(text), "{}: {stdout}", file.display());
+    }
+    let out = bin()
+        .args(["config", "check", "--since", "0.1.0", "--config"])
+        .arg(&example)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("notice: tls.acme: new in 0.2.0"),
+        "{stdout}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
