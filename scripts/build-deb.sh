@@ -14,6 +14,12 @@ if ! cargo auditable --version >/dev/null 2>&1; then
   cargo install --locked --quiet cargo-auditable
 fi
 cargo auditable build --release --locked -p conclave
+# A binary built earlier by plain `cargo build` counts as fresh; relink it through
+# cargo-auditable if it lacks the embedded list.
+if ! objdump -h target/release/conclave | grep -q '\.dep-v0'; then
+  touch crates/conclave/src/main.rs
+  cargo auditable build --release --locked -p conclave
+fi
 
 version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)
 arch=$(dpkg --print-architecture)

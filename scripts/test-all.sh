@@ -43,7 +43,10 @@ npm run --silent typecheck
 node --test tests/web/
 
 step "build"
-cargo build --release --workspace
+# Through cargo-auditable (dependency list embedded in the binary), so the binary the tests
+# run is the one the package ships.
+cargo auditable --version >/dev/null 2>&1 || cargo install --locked --quiet cargo-auditable
+cargo auditable build --release --workspace --locked
 
 step "Rust tests (unit + integration over real UDP)"
 cargo test --release --workspace
