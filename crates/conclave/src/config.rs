@@ -363,12 +363,13 @@ impl Default for TlsConfig {
 
 /// Which ACME challenge proves control of the domains.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
 pub enum AcmeChallenge {
     /// TLS-ALPN-01 (RFC 8737), answered on the HTTPS port (the CA connects to port 443).
     #[default]
+    #[serde(rename = "tls-alpn-01")]
     TlsAlpn01,
     /// HTTP-01, answered by the `http_listen` listener (the CA connects to port 80).
+    #[serde(rename = "http-01")]
     Http01,
 }
 
@@ -795,6 +796,8 @@ mod tests {
         // Every commented-out `key = value` line (but the optional ones, whose default is
         // "unset"), uncommented, must parse to the defaults.
         let optional = [
+            "http_listen",
+            "directory_ca_file",
             "media_bind_ip",
             "public_ip",
             "public_url",

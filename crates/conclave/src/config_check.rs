@@ -616,7 +616,7 @@ mod tests {
         assert!(loosened(&c).iter().any(|f| f.key == "tokens.secret"));
         // A production-like config that loosens nothing.
         let c: Config = toml::Value::Table(table(
-            "listen = \"0.0.0.0:443\"\n[access]\nmode = \"hosts\"\n[tls.acme]\ndomains = [\"meet.example.org\"]\n",
+            "listen = \"0.0.0.0:443\"\n[access]\nmode = \"hosts\"\n[tls.acme]\ndomains = [\"meet.example.org\"]\nchallenge = \"http-01\"\n",
         ))
         .try_into()
         .unwrap();

@@ -321,7 +321,7 @@ fn generate_self_signed(dir: &Path, cert: &Path, key: &Path) -> Result<()> {
         .with_context(|| format!("cannot write {}", cert.display()))?;
     tracing::warn!(
         cert = %cert.display(),
-        "generated a self-signed certificate for localhost; configure [tls] for production"
+        "generated a self-signed trial certificate for localhost; it serves until [tls.acme] or tls.cert/tls.key provide one"
     );
     Ok(())
 }

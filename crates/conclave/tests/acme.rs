@@ -140,121 +140,176 @@ fn mode(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_certificate_from_pebble_is_served_and_renewed_without_restart() {
+/// pebble and its DNS server, running for one test; killed on drop.
+struct Pebble {
+    dir: PathBuf,
+    acme_port: u16,
+    root: CertificateDer<'static>,
+    test_ca: PathBuf,
+    log: PathBuf,
+    _procs: Vec<Proc>,
+}
+
+impl Pebble {
+    /// Start pebble validating TLS-ALPN-01 on `tls_port` and HTTP-01 on `http_port` of
+    /// `conclave.test` (= 127.0.0.1), issuing certificates valid for `validity_secs`.
+    async fn start(name: &str, tls_port: u16, http_port: u16, validity_secs: u64) -> Pebble {
+        let dir = std::env::temp_dir().join(format!("conclave-acme-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let test_ca = pebble_tls(&dir);
+        let (acme_port, mgmt_port, dns_port, dns_mgmt) = (
+            free_tcp_port(),
+            free_tcp_port(),
+            free_udp_port(),
+            free_tcp_port(),
+        );
+        let pebble_config = serde_json::json!({ "pebble": {
+            "listenAddress": format!("127.0.0.1:{acme_port}"),
+            "managementListenAddress": format!("127.0.0.1:{mgmt_port}"),
+            "certificate": dir.join("pebble-cert.pem"),
+            "privateKey": dir.join("pebble-key.pem"),
+            "httpPort": http_port,
+            "tlsPort": tls_port,
+            "ocspResponderURL": "",
+            "externalAccountBindingRequired": false,
+            "certificateValidityPeriod": validity_secs,
+        }});
+        std::fs::write(dir.join("pebble.json"), pebble_config.to_string()).unwrap();
+        let dns = spawn(
+            Command::new("pebble-challtestsrv")
+                .args(["-management", &format!("127.0.0.1:{dns_mgmt}")])
+                .args(["-dns01", &format!("127.0.0.1:{dns_port}")])
+                .args(["-http01", "", "-https01", "", "-tlsalpn01", ""])
+                .args(["-defaultIPv4", "127.0.0.1", "-defaultIPv6", ""]),
+            "pebble-challtestsrv",
+            &dir.join("challtestsrv.log"),
+        );
+        let log = dir.join("pebble.log");
+        let pebble = spawn(
+            Command::new("pebble")
+                .arg("-config")
+                .arg(dir.join("pebble.json"))
+                .args(["-dnsserver", &format!("127.0.0.1:{dns_port}"), "-strict"])
+                .env("PEBBLE_VA_NOSLEEP", "1")
+                .env("PEBBLE_WFE_NONCEREJECT", "0")
+                // Every order needs a fresh challenge, so renewal proves the running server
+                // still answers them.
+                .env("PEBBLE_AUTHZREUSE", "0"),
+            "pebble",
+            &log,
+        );
+        wait_for_port(acme_port, "pebble", &log).await;
+        wait_for_port(mgmt_port, "pebble management", &log).await;
+        let root = pebble_root(mgmt_port, &test_ca).await;
+        Pebble {
+            dir,
+            acme_port,
+            root,
+            test_ca,
+            log,
+            _procs: vec![dns, pebble],
+        }
+    }
+
+    /// A server config that takes its certificate from this pebble.
+    fn config(&self, listen: SocketAddr) -> conclave::config::Config {
+        let mut config = conclave::config::Config {
+            listen,
+            media_port: 0,
+            data_dir: self.dir.join("data"),
+            ..Default::default()
+        };
+        config.turn.enabled = false;
+        let acme = &mut config.tls.acme;
+        acme.domains = vec![DOMAIN.to_owned()];
+        acme.contact = vec!["mailto:it@conclave.test".to_owned()];
+        acme.directory = format!("https://127.0.0.1:{}/dir", self.acme_port);
+        acme.directory_ca_file = Some(self.test_ca.clone());
+        config
+    }
+
+    fn log(&self) -> String {
+        format!(
+            "pebble log:\n{}",
+            std::fs::read_to_string(&self.log).unwrap_or_default()
+        )
+    }
+
+    /// Wait (at most `limit`) until `addr` presents a certificate of this pebble's for
+    /// conclave.test other than `not`.
+    async fn wait_for_leaf(
+        &self,
+        addr: SocketAddr,
+        not: Option<&[u8]>,
+        limit: Duration,
+    ) -> Vec<u8> {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            match verified_leaf(addr, &self.root).await {
+                Some(leaf) if Some(leaf.as_slice()) != not => return leaf,
+                _ => {}
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no (new) certificate from pebble within {limit:?}\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+impl Drop for Pebble {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Bind `addr` again once the stopped server's tasks have let it go.
+async fn rebind(addr: SocketAddr) -> tokio::net::TcpListener {
+    for _ in 0..100 {
+        if let Ok(l) = tokio::net::TcpListener::bind(addr).await {
+            return l;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{addr} stays in use after the server stopped");
+}
+
+fn init_log() {
     // The server's ACME log lines show in the test output when it fails.
     let _ = tracing_subscriber::fmt()
         .with_env_filter("conclave=info")
         .with_test_writer()
         .try_init();
-    let dir = std::env::temp_dir().join(format!("conclave-acme-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let test_ca = pebble_tls(&dir);
+}
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_certificate_from_pebble_is_served_and_renewed_without_restart() {
+    init_log();
     // Conclave's HTTPS port is where pebble validates TLS-ALPN-01.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let https = listener.local_addr().unwrap();
-    let (acme_port, mgmt_port, dns_port, dns_mgmt) = (
-        free_tcp_port(),
-        free_tcp_port(),
-        free_udp_port(),
-        free_tcp_port(),
-    );
-    let pebble_config = serde_json::json!({ "pebble": {
-        "listenAddress": format!("127.0.0.1:{acme_port}"),
-        "managementListenAddress": format!("127.0.0.1:{mgmt_port}"),
-        "certificate": dir.join("pebble-cert.pem"),
-        "privateKey": dir.join("pebble-key.pem"),
-        "httpPort": free_tcp_port(),
-        "tlsPort": https.port(),
-        "ocspResponderURL": "",
-        "externalAccountBindingRequired": false,
-        "certificateValidityPeriod": VALIDITY_SECS,
-    }});
-    std::fs::write(dir.join("pebble.json"), pebble_config.to_string()).unwrap();
-    let dns_log = dir.join("challtestsrv.log");
-    let _dns = spawn(
-        Command::new("pebble-challtestsrv")
-            .args(["-management", &format!("127.0.0.1:{dns_mgmt}")])
-            .args(["-dns01", &format!("127.0.0.1:{dns_port}")])
-            .args(["-http01", "", "-https01", "", "-tlsalpn01", ""])
-            .args(["-defaultIPv4", "127.0.0.1", "-defaultIPv6", ""]),
-        "pebble-challtestsrv",
-        &dns_log,
-    );
-    let pebble_log = dir.join("pebble.log");
-    let _pebble = spawn(
-        Command::new("pebble")
-            .arg("-config")
-            .arg(dir.join("pebble.json"))
-            .args(["-dnsserver", &format!("127.0.0.1:{dns_port}"), "-strict"])
-            .env("PEBBLE_VA_NOSLEEP", "1")
-            .env("PEBBLE_WFE_NONCEREJECT", "0")
-            // Every order needs a fresh challenge, so renewal proves the running server
-            // still answers them.
-            .env("PEBBLE_AUTHZREUSE", "0"),
-        "pebble",
-        &pebble_log,
-    );
-    wait_for_port(acme_port, "pebble", &pebble_log).await;
-    wait_for_port(mgmt_port, "pebble management", &pebble_log).await;
-    let root = pebble_root(mgmt_port, &test_ca).await;
-
-    let data = dir.join("data");
-    let mut config = conclave::config::Config {
-        listen: https,
-        media_port: 0,
-        data_dir: data.clone(),
-        ..Default::default()
-    };
-    config.turn.enabled = false;
-    let acme = &mut config.tls.acme;
-    acme.domains = vec![DOMAIN.to_owned()];
-    acme.contact = vec!["mailto:it@conclave.test".to_owned()];
-    acme.directory = format!("https://127.0.0.1:{acme_port}/dir");
-    acme.directory_ca_file = Some(test_ca.clone());
-    acme.renew_remaining_fraction = 0.5;
+    let pebble = Pebble::start("alpn", https.port(), free_tcp_port(), VALIDITY_SECS).await;
+    let mut config = pebble.config(https);
+    config.tls.acme.renew_remaining_fraction = 0.5;
+    let data = config.data_dir.clone();
     let server = conclave::Server::start(config, listener).await.unwrap();
 
-    let dump = || {
-        format!(
-            "pebble log:\n{}",
-            std::fs::read_to_string(&pebble_log).unwrap_or_default()
-        )
-    };
     // The self-signed certificate serves until pebble's arrives.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let first = loop {
-        if let Some(leaf) = verified_leaf(https, &root).await {
-            break leaf;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no certificate from pebble within 30 s\n{}",
-            dump()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let first = pebble
+        .wait_for_leaf(https, None, Duration::from_secs(30))
+        .await;
     assert_eq!(server.certificate(), first);
     let acme_dir = data.join("acme");
     for f in ["account.json", "cert.pem", "key.pem"] {
         assert_eq!(mode(&acme_dir.join(f)), 0o600, "{f}");
     }
     // Renewal is due when half the validity is left: a new certificate, same process.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(VALIDITY_SECS + 20);
-    let second = loop {
-        match verified_leaf(https, &root).await {
-            Some(leaf) if leaf != first => break leaf,
-            _ => {}
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the certificate was not renewed\n{}",
-            dump()
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    };
+    let second = pebble
+        .wait_for_leaf(https, Some(&first), Duration::from_secs(VALIDITY_SECS + 20))
+        .await;
     let stored = std::fs::read(acme_dir.join("cert.pem")).unwrap();
     let stored = CertificateDer::from_pem_slice(&stored).unwrap();
     assert_eq!(
@@ -262,12 +317,50 @@ async fn a_certificate_from_pebble_is_served_and_renewed_without_restart() {
         second.as_slice(),
         "the renewed certificate is stored"
     );
-    let log = std::fs::read_to_string(&pebble_log).unwrap_or_default();
+    let log = std::fs::read_to_string(&pebble.log).unwrap_or_default();
     let issued = log.matches("Issued certificate serial").count();
     let accounts = log.matches("POST /sign-me-up").count();
     println!("pebble issued {issued} certificates to {accounts} account(s)");
     assert!(issued >= 2, "{issued} certificates issued");
     assert_eq!(accounts, 1, "renewal reuses the account");
     drop(server);
-    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn http_01_on_the_port_80_listener_gets_a_certificate_and_a_restart_reuses_it() {
+    init_log();
+    let http = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let http_addr = http.local_addr().unwrap();
+    drop(http);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let https = listener.local_addr().unwrap();
+    let pebble = Pebble::start("http", free_tcp_port(), http_addr.port(), 3600).await;
+    let mut config = pebble.config(https);
+    config.http_listen = Some(http_addr);
+    config.tls.acme.challenge = conclave::config::AcmeChallenge::Http01;
+    let server = conclave::Server::start(config.clone(), listener)
+        .await
+        .unwrap();
+    let first = pebble
+        .wait_for_leaf(https, None, Duration::from_secs(30))
+        .await;
+    drop(server);
+    // A restart serves the stored certificate at once and orders nothing.
+    let listener = rebind(https).await;
+    let server = conclave::Server::start(config, listener).await.unwrap();
+    assert_eq!(
+        server.certificate(),
+        first,
+        "the stored certificate serves after a restart"
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let log = std::fs::read_to_string(&pebble.log).unwrap_or_default();
+    assert_eq!(
+        log.matches("Issued certificate serial").count(),
+        1,
+        "{}",
+        pebble.log()
+    );
+    assert!(log.contains("validate w/ HTTP"), "{}", pebble.log());
+    drop(server);
 }
