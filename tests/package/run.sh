@@ -103,8 +103,9 @@ print(f"    SBOM: CycloneDX 1.6 valid; {len(listed)} crates ({linked} linked), t
 PY
 ok "SBOM valid and equal to the binary's embedded dependency list"
 
-if ! cargo deny --version >/dev/null 2>&1; then
-  cargo install --locked --quiet cargo-deny
+# 0.20 or later (older ones lack newer SPDX ids such as Unicode-3.0).
+if ! cargo deny --version 2>/dev/null | grep -qE 'cargo-deny 0\.(2[0-9]|[3-9][0-9])'; then
+  cargo install --locked --quiet cargo-deny@^0.20
 fi
 cargo deny --log-level error check licenses bans sources
 ok "cargo deny: licences, bans, sources"
