@@ -941,6 +941,59 @@ mod tests {
     }
 
     #[test]
+    fn bad_tls_and_acme_settings_are_refused_with_the_key() {
+        let cases = [
+            ("[tls]\nreload_check_secs = 0\n", "tls.reload_check_secs"),
+            (
+                "[tls.acme]\ndomains = [\"meet.example.org\"]\nrenew_remaining_fraction = 0.99\n",
+                "renew_remaining_fraction",
+            ),
+            (
+                "[tls]\ncert = \"/c\"\nkey = \"/k\"\n[tls.acme]\ndomains = [\"meet.example.org\"]\n",
+                "exclude each other",
+            ),
+            (
+                "[tls.acme]\ndomains = [\"meet.example.org\"]\ndirectory = \"http://ca.example/dir\"\n",
+                "https://",
+            ),
+            (
+                "[tls.acme]\ndomains = [\"*.example.org\"]\n",
+                "not a DNS name",
+            ),
+            ("[tls.acme]\ndomains = [\"localhost\"]\n", "not a DNS name"),
+            (
+                "[tls.acme]\ndomains = [\"meet.example.org\"]\ncontact = [\"it@example.org\"]\n",
+                "mailto:",
+            ),
+            (
+                "[tls.acme]\ndomains = [\"meet.example.org\"]\nchallenge = \"http-01\"\n",
+                "http_listen",
+            ),
+            ("[tls.acme]\nchallenge = \"dns-01\"\n", "dns-01"),
+        ];
+        let dir = std::env::temp_dir().join(format!("conclave-cfg-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for (i, (text, expect)) in cases.iter().enumerate() {
+            let f = dir.join(format!("{i}.toml"));
+            std::fs::write(&f, text).unwrap();
+            let e = format!(
+                "{:#}",
+                Config::load(Some(&f), env(&[]), toml::Table::new()).unwrap_err()
+            );
+            assert!(e.contains(expect), "{text}: {e}");
+        }
+        let f = dir.join("ok.toml");
+        std::fs::write(
+            &f,
+            "http_listen = \"127.0.0.1:80\"\n[tls.acme]\ndomains = [\"meet.example.org\"]\ncontact = [\"mailto:it@example.org\"]\nchallenge = \"http-01\"\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&f), env(&[]), toml::Table::new()).unwrap();
+        assert_eq!(c.tls.acme.challenge, AcmeChallenge::Http01);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn unknown_keys_are_named() {
         let dir = std::env::temp_dir().join(format!("conclave-cfg2-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();

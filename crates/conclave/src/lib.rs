@@ -33,7 +33,7 @@ use crate::conference::{CoreStats, ToConference};
 use crate::config::Config;
 use crate::ws::SocketLimits;
 
-/// A running server. Dropping it stops everything.
+/// A running server. Dropping it stops everything (its [`Tasks`] abort on drop).
 pub struct Server {
     https_addr: SocketAddr,
     http_addr: Option<SocketAddr>,
@@ -42,7 +42,31 @@ pub struct Server {
     turn_addrs: turn::TurnAddrs,
     media: Arc<MediaPlane>,
     conf: mpsc::UnboundedSender<ToConference>,
-    tasks: Vec<JoinHandle<()>>,
+    /// Held only to be dropped with the server.
+    _tasks: Tasks,
+}
+
+/// Background tasks, aborted when dropped: by [`Server`]'s drop, or by a `start` that fails
+/// half way (so a failed start leaves no listener or ACME client running).
+#[derive(Default)]
+struct Tasks(Vec<JoinHandle<()>>);
+
+impl Tasks {
+    fn push(&mut self, t: JoinHandle<()>) {
+        self.0.push(t);
+    }
+
+    fn extend(&mut self, ts: impl IntoIterator<Item = JoinHandle<()>>) {
+        self.0.extend(ts);
+    }
+}
+
+impl Drop for Tasks {
+    fn drop(&mut self) {
+        for t in &self.0 {
+            t.abort();
+        }
+    }
 }
 
 impl Server {
@@ -55,7 +79,7 @@ impl Server {
         let tls_setup = tls::setup(&config)?;
         let tls_config = tls_setup.config.clone();
         let https_addr = listener.local_addr()?;
-        let mut tasks = Vec::new();
+        let mut tasks = Tasks::default();
         if let tls::CertSource::Files { cert, key } = &tls_setup.source {
             tasks.push(tokio::spawn(tls::watch_files(
                 tls_setup.resolver.clone(),
@@ -72,23 +96,19 @@ impl Server {
                 acme_http.clone(),
             )));
         }
-        let http_redirect = match config.http_listen {
-            Some(addr) => {
-                let l = TcpListener::bind(addr)
-                    .await
-                    .with_context(|| format!("cannot listen on {addr} (http_listen)"))?;
-                let https_port = https_addr.port();
-                Some(l.local_addr()?).inspect(|_| {
-                    tasks.push(tokio::spawn(plain_http::serve(
-                        l,
-                        https_port,
-                        config.public_url.clone(),
-                        acme_http.clone(),
-                    )));
-                })
-            }
-            None => None,
-        };
+        let mut http_redirect = None;
+        if let Some(addr) = config.http_listen {
+            let l = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} (http_listen)"))?;
+            http_redirect = Some(l.local_addr()?);
+            tasks.push(tokio::spawn(plain_http::serve(
+                l,
+                https_addr.port(),
+                config.public_url.clone(),
+                acme_http.clone(),
+            )));
+        }
         // Filled once the TURN server runs (it needs the media plane's address first).
         let relays: Arc<std::sync::OnceLock<conclave_turn::Turn>> = Arc::default();
         let accept_source = config.network.relay_only.then(|| {
@@ -239,7 +259,7 @@ impl Server {
             turn_addrs,
             media,
             conf: conf_tx,
-            tasks: {
+            _tasks: {
                 tasks.extend([conference, accept]);
                 tasks
             },
@@ -291,14 +311,6 @@ impl Server {
         let (tx, rx) = oneshot::channel();
         self.conf.send(ToConference::Stats(tx)).ok()?;
         rx.await.ok()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        for t in &self.tasks {
-            t.abort();
-        }
     }
 }
 
