@@ -5,7 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-step() { printf '\n==> %s\n' "$*"; }
+SECONDS=0
+# Each step prints the time since the start, so CI logs show where the budget goes.
+step() { printf '\n==> [%dm%02ds] %s\n' $((SECONDS / 60)) $((SECONDS % 60)) "$*"; }
 
 step "system packages"
 # chromium and firefox-esr for the browser tests; coturn for its turnutils_uclient, a real
