@@ -79,6 +79,26 @@ pub enum Error {
     /// No account with this username.
     #[error("no user {0:?}")]
     UnknownUser(String),
+    /// The audit key file could not be read or created.
+    #[error("audit key {path}: {source}")]
+    AuditKey {
+        /// The key file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The audit key is gone but the log has records: a new key would fail them all.
+    #[error(
+        "audit key {path} is missing, but the audit log holds {records} records signed with \
+         it: restore the key from your backup (or point [audit] key_file at it); to start a new \
+         log instead, export the old one and move the database aside"
+    )]
+    AuditKeyMissing {
+        /// The key file.
+        path: PathBuf,
+        /// Records in the log.
+        records: usize,
+    },
     /// Argon2 failed (only on impossible parameters or out of memory).
     #[error("password hashing failed: {0}")]
     Hash(String),

@@ -1,5 +1,5 @@
 //! Conclave's storage: one SQLite file (`conclave.db` in the data directory) holding local
-//! accounts and sign-in sessions.
+//! accounts, sign-in sessions, room reservations, the connection log and the audit log.
 //!
 //! - Durability: WAL journal, `synchronous = FULL`, so a commit that returned survives a
 //!   `kill -9` (and a power cut); tested by killing a writer process at random moments.
@@ -14,10 +14,13 @@
 #![warn(missing_docs)]
 
 mod accounts;
+mod audit;
+mod connections;
 mod error;
 mod migrations;
 mod names;
 mod password;
+mod pseudonyms;
 mod reservations;
 mod sessions;
 
@@ -28,6 +31,8 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 
 pub use accounts::{Account, AccountId, AccountStatus, LoginError};
+pub use audit::{AuditEvent, AuditKey, AuditRecord, AuditVerdict, Tamper};
+pub use connections::{ConnectionFilter, LoggedConnection};
 pub use error::Error;
 pub use migrations::SCHEMA_VERSION;
 pub use names::{DisplayNameError, MAX_DISPLAY_NAME_CHARS, MAX_USERNAME_CHARS, UsernameError};
@@ -35,6 +40,9 @@ pub use names::{normalize_display_name, normalize_username};
 pub use password::{
     DEFAULT_MIN_PASSWORD_CHARS, MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS_FLOOR, PasswordError,
     PasswordPolicy,
+};
+pub use pseudonyms::{
+    AddressForm, PSEUDONYM_KEYS_FILE, Pseudonyms, address_candidates, address_form,
 };
 pub use reservations::Reservation;
 pub use sessions::{NewSession, TOKEN_CHARS};

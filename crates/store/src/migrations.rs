@@ -34,6 +34,10 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "room reservations",
         sql: include_str!("migrations/003_reservations.sql"),
     },
+    Migration {
+        name: "connection log and audit log",
+        sql: include_str!("migrations/004_privacy_audit.sql"),
+    },
 ];
 
 /// The schema version this binary writes and understands.

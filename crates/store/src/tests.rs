@@ -61,7 +61,7 @@ fn new_database_is_current_durable_and_private() {
     let dir = TempDir::new();
     let store = open(&dir);
     assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
-    assert_eq!(SCHEMA_VERSION, 3);
+    assert_eq!(SCHEMA_VERSION, 4);
     assert_eq!(store.integrity_check().unwrap(), "ok");
     {
         let conn = store.lock();
@@ -90,7 +90,7 @@ fn each_migration_is_one_transaction_from_empty() {
         let conn = open_at_version(&dir.db(), v).unwrap();
         assert_eq!(migrations::user_version(&conn).unwrap() as usize, v);
     }
-    let conn = open_at_version(&dir.db(), 3).unwrap();
+    let conn = open_at_version(&dir.db(), 4).unwrap();
     let tables: Vec<String> = conn
         .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name")
         .unwrap()
@@ -98,7 +98,17 @@ fn each_migration_is_one_transaction_from_empty() {
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
-    assert_eq!(tables, ["reservations", "sessions", "users"]);
+    assert_eq!(
+        tables,
+        [
+            "audit_anchor",
+            "audit_log",
+            "connection_log",
+            "reservations",
+            "sessions",
+            "users"
+        ]
+    );
 }
 
 #[test]
@@ -117,7 +127,7 @@ fn upgrade_from_version_2_keeps_accounts_and_sessions_and_adds_reservations() {
         store.create_session(acc.id, T0).unwrap().token
     };
     let store = open(&dir);
-    assert_eq!(store.schema_version().unwrap(), 3);
+    assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
     assert_eq!(
         store.session_account(&token, T0).unwrap().unwrap().username,
         "ada"
@@ -199,6 +209,40 @@ fn upgrade_from_version_1_keeps_the_accounts() {
 }
 
 #[test]
+fn upgrade_from_version_3_keeps_everything_and_adds_the_logs() {
+    let dir = TempDir::new();
+    let token = {
+        let store = Store {
+            conn: Mutex::new(open_at_version(&dir.db(), 3).unwrap()),
+            path: dir.db(),
+            options: StoreOptions::default(),
+        };
+        let acc = store.add_account("ada", "Ada", PW, T0).unwrap();
+        let r = Reservation {
+            room: "reserved-room-00000001".into(),
+            owner: "ada".into(),
+            opens_at: T0,
+            closes_at: T0 + time::Duration::hours(1),
+            password: None,
+            lobby: true,
+        };
+        store.add_reservation(&r, T0).unwrap();
+        store.create_session(acc.id, T0).unwrap().token
+    };
+    let store = open(&dir);
+    assert_eq!(store.schema_version().unwrap(), 4);
+    assert_eq!(
+        store.session_account(&token, T0).unwrap().unwrap().username,
+        "ada"
+    );
+    assert_eq!(store.list_reservations().unwrap().len(), 1);
+    let id = store.log_join("192.0.2.1", "room", T0).unwrap();
+    store.log_leave(id, T0).unwrap();
+    assert_eq!(store.audit_count().unwrap(), 0);
+    assert_eq!(store.integrity_check().unwrap(), "ok");
+}
+
+#[test]
 fn a_database_from_a_newer_binary_is_refused_and_left_alone() {
     let dir = TempDir::new();
     drop(open(&dir));
@@ -212,7 +256,7 @@ fn a_database_from_a_newer_binary_is_refused_and_left_alone() {
             err,
             Error::SchemaTooNew {
                 found: 99,
-                known: 3,
+                known: 4,
                 ..
             }
         ),
