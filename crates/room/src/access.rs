@@ -98,6 +98,16 @@ impl Identity {
         }
     }
 
+    /// How the operator's logs name this identity: `account:<username>`, `token:<subject>`,
+    /// or `guest:<participant id>` (never a display name).
+    pub fn log_label(&self, participant: conclave_proto::ParticipantId) -> String {
+        match self {
+            Identity::Anonymous { .. } => format!("guest:{participant}"),
+            Identity::Account { username, .. } => format!("account:{username}"),
+            Identity::Token { subject, .. } => format!("token:{subject}"),
+        }
+    }
+
     /// What a ban of this identity holds on to.
     pub fn ban_key(&self) -> Option<BanKey> {
         match self {
@@ -185,6 +195,26 @@ pub enum ModAction {
 }
 
 impl ModAction {
+    /// The name of the client message, as in the protocol (`mute`, `set_role`, ...).
+    pub fn wire_name(self) -> &'static str {
+        match self {
+            ModAction::Mute => "mute",
+            ModAction::MuteAll => "mute_all",
+            ModAction::Allow => "allow",
+            ModAction::Remove => "remove",
+            ModAction::Ban => "ban",
+            ModAction::Lock => "lock",
+            ModAction::EndMeeting => "end_meeting",
+            ModAction::SetRole => "set_role",
+            ModAction::SetPassword => "set_password",
+            ModAction::SetLobby => "set_lobby",
+            ModAction::SetPermissions => "set_permissions",
+            ModAction::Admit => "admit",
+            ModAction::Deny => "deny",
+            ModAction::MlsReset => "mls_reset",
+        }
+    }
+
     /// Every moderator action.
     pub const ALL: [ModAction; 14] = [
         ModAction::Mute,

@@ -207,6 +207,44 @@ pub enum Effect {
     Close(ConnId),
     /// Tell the media plane.
     Media(MediaCommand),
+    /// Write to the operator's connection log or audit log.
+    Log(LogRecord),
+}
+
+/// A fact for the operator's logs. It carries identities, addresses and actions, never a
+/// display name or anything a participant said or sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogRecord {
+    /// A participant entered a room (connection log).
+    Entered {
+        /// Its connection.
+        conn: ConnId,
+        /// The room.
+        room: RoomId,
+        /// The client address.
+        addr: IpAddr,
+    },
+    /// The participant of `conn` left its room, for any reason (connection log).
+    Left {
+        /// Its connection.
+        conn: ConnId,
+    },
+    /// A moderator action was carried out (audit log).
+    Moderated {
+        /// The room.
+        room: RoomId,
+        /// Who (see [`Identity::log_label`]).
+        actor: String,
+        /// From where.
+        addr: IpAddr,
+        /// What.
+        action: ModAction,
+        /// To whom, labelled like `actor` (empty for room-wide actions).
+        target: String,
+        /// The action's arguments that matter (source, role, on/off); never message texts
+        /// or passwords.
+        detail: String,
+    },
 }
 
 #[derive(Debug)]
@@ -362,6 +400,8 @@ pub struct RoomCore {
     passwords_by_addr: Throttle<IpAddr>,
     passwords_by_room: Throttle<RoomId>,
     reservations: HashMap<RoomId, Reservation>,
+    /// MLS epochs the delivery service accepted (groups created and commits), since start.
+    mls_epochs: u64,
 }
 
 impl RoomCore {
@@ -388,6 +428,7 @@ impl RoomCore {
             participants: 0,
             joins_by_addr: HashMap::new(),
             reservations: HashMap::new(),
+            mls_epochs: 0,
         }
     }
 
@@ -419,6 +460,16 @@ impl RoomCore {
     /// Number of open connections (joined or not).
     pub fn connection_count(&self) -> usize {
         self.conns.len()
+    }
+
+    /// MLS epochs accepted since start (each new group and each commit is one).
+    pub fn mls_epoch_count(&self) -> u64 {
+        self.mls_epochs
+    }
+
+    /// Rooms whose E2EE group exists right now.
+    pub fn e2ee_room_count(&self) -> usize {
+        self.rooms.values().filter(|r| r.mls.is_some()).count()
     }
 
     /// The room's E2EE state as a newcomer would get it (`joined.e2ee`), if the room exists.
@@ -1010,6 +1061,11 @@ impl RoomCore {
                 ice: None,
             },
         ));
+        out.push(Effect::Log(LogRecord::Entered {
+            conn,
+            room: room_id.clone(),
+            addr: peer.addr,
+        }));
         out.push(Effect::Media(MediaCommand::AddParticipant {
             participant: me,
             room: room_id.clone(),
@@ -1147,6 +1203,31 @@ impl RoomCore {
                 format!("{t} is not another participant of this room"),
             ));
         }
+        // Audited once carried out: not when the action itself refuses (a bad password,
+        // an unknown waiter, E2EE off).
+        let record = self.moderation_record(conn, room_id, action, &msg);
+        let before = out.len();
+        self.carry_out(conn, room_id, msg, out);
+        let refused = out[before..]
+            .iter()
+            .any(|e| matches!(e, Effect::Send(c, ServerMessage::Error(_)) if *c == conn));
+        if !refused {
+            out.push(Effect::Log(record));
+        }
+    }
+
+    /// A moderator action that is allowed and whose target exists.
+    fn carry_out(
+        &mut self,
+        conn: ConnId,
+        room_id: &RoomId,
+        msg: ClientMessage,
+        out: &mut Vec<Effect>,
+    ) {
+        let err = |code, m: String| Effect::Send(conn, ServerMessage::error(code, m));
+        let Some(room) = self.rooms.get_mut(room_id) else {
+            return;
+        };
         match msg {
             ClientMessage::Mute {
                 participant,
@@ -1281,6 +1362,80 @@ impl RoomCore {
             }
             ClientMessage::MlsReset {} => self.mls_reset(conn, room_id, out),
             _ => {}
+        }
+    }
+
+    /// The audit record of a moderator action `conn` is allowed to take.
+    fn moderation_record(
+        &self,
+        conn: ConnId,
+        room_id: &RoomId,
+        action: ModAction,
+        msg: &ClientMessage,
+    ) -> LogRecord {
+        let label = |c: ConnId| {
+            self.conns.get(&c).map_or_else(
+                || format!("participant:{}", c.participant()),
+                |c2| c2.peer.identity.log_label(c.participant()),
+            )
+        };
+        let (target, detail) = match msg {
+            ClientMessage::Mute {
+                participant,
+                source,
+            }
+            | ClientMessage::Allow {
+                participant,
+                source,
+            } => (
+                label(ConnId(participant.0)),
+                format!("source={}", debug_lower(source)),
+            ),
+            ClientMessage::MuteAll { source } => {
+                (String::new(), format!("source={}", debug_lower(source)))
+            }
+            ClientMessage::Remove { participant, .. }
+            | ClientMessage::Ban { participant, .. }
+            | ClientMessage::Admit { participant }
+            | ClientMessage::Deny { participant, .. } => {
+                (label(ConnId(participant.0)), String::new())
+            }
+            ClientMessage::SetRole { participant, role } => (
+                label(ConnId(participant.0)),
+                format!("role={}", debug_lower(role)),
+            ),
+            ClientMessage::Lock { locked } => (String::new(), format!("locked={locked}")),
+            ClientMessage::SetLobby { enabled } => (String::new(), format!("lobby={enabled}")),
+            ClientMessage::SetPassword { password } => (
+                String::new(),
+                if password.is_some() {
+                    "password=set"
+                } else {
+                    "password=removed"
+                }
+                .into(),
+            ),
+            ClientMessage::SetPermissions { role, permissions } => (
+                String::new(),
+                format!(
+                    "role={} allowed={}",
+                    debug_lower(role),
+                    allowed_list(permissions)
+                ),
+            ),
+            _ => (String::new(), String::new()),
+        };
+        let addr = self
+            .conns
+            .get(&conn)
+            .map_or(IpAddr::from([0, 0, 0, 0]), |c| c.peer.addr);
+        LogRecord::Moderated {
+            room: room_id.clone(),
+            actor: label(conn),
+            addr,
+            action,
+            target,
+            detail,
         }
     }
 
@@ -1654,6 +1809,7 @@ impl RoomCore {
             epoch: new_epoch,
             group_info,
         });
+        self.mls_epochs += 1;
         if let Some((epoch, commit)) = commit {
             for &other in room.join_order.iter().filter(|id| **id != me) {
                 out.push(Effect::Send(
@@ -1786,10 +1942,30 @@ impl RoomCore {
         out.push(Effect::Media(MediaCommand::RemoveParticipant {
             participant: me,
         }));
+        out.push(Effect::Log(LogRecord::Left { conn }));
         if room.is_empty() {
             self.rooms.remove(&room_id);
         }
     }
+}
+
+/// `Camera` as `camera`, for log details.
+fn debug_lower(v: &impl std::fmt::Debug) -> String {
+    format!("{v:?}").to_lowercase()
+}
+
+/// The permissions that are on, comma-separated.
+fn allowed_list(p: &conclave_proto::Permissions) -> String {
+    let all = [
+        ("unmute", p.unmute),
+        ("camera", p.camera),
+        ("screen", p.screen),
+        ("chat", p.chat),
+        ("files", p.files),
+        ("record", p.record),
+    ];
+    let on: Vec<&str> = all.iter().filter(|(_, v)| *v).map(|(k, _)| *k).collect();
+    on.join(",")
 }
 
 /// Trim and check a display name: 1..=max characters, no control characters.

@@ -13,7 +13,7 @@ pub mod throttle;
 
 pub use crate::access::{AccessMode, BanKey, Identity};
 pub use crate::core::{
-    AccessPolicy, ConnId, Effect, Input, MediaCommand, Peer, Reservation, RoomCore,
+    AccessPolicy, ConnId, Effect, Input, LogRecord, MediaCommand, Peer, Reservation, RoomCore,
 };
 pub use crate::throttle::{Throttle, ThrottleConfig};
 pub use limits::{Limits, MeetingSettings};

@@ -7,7 +7,8 @@ use conclave_proto::{
     Source,
 };
 
-use crate::{ConnId, Effect, Input, Limits, MediaCommand, Peer, RoomCore};
+use crate::access::ModAction;
+use crate::{ConnId, Effect, Input, Limits, LogRecord, MediaCommand, Peer, RoomCore};
 
 const ROOM: &str = "roomroomroomroom01";
 
@@ -559,6 +560,17 @@ fn mls_reset_drops_the_group_and_refuses_messages_for_the_old_generation() {
 
     // Ada resets: no group, generation 1, and both (Ada too) are told, in join order.
     let e = s.msg(1, ClientMessage::MlsReset {});
+    assert!(matches!(
+        e.last(),
+        Some(Effect::Log(LogRecord::Moderated {
+            action: ModAction::MlsReset,
+            ..
+        }))
+    ));
+    let e: Vec<Effect> = e
+        .into_iter()
+        .filter(|e| !matches!(e, Effect::Log(_)))
+        .collect();
     let reset = ServerMessage::MlsReset {
         by: ParticipantId(1),
         generation: 1,
