@@ -127,6 +127,11 @@ impl SendBatch {
         self.packets.push((dest, data));
     }
 
+    /// Bytes queued.
+    pub fn bytes(&self) -> usize {
+        self.packets.iter().map(|(_, d)| d.len()).sum()
+    }
+
     /// Datagrams queued.
     pub fn len(&self) -> usize {
         self.packets.len()

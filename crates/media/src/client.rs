@@ -135,6 +135,8 @@ impl Client {
             .enable_opus(true, false)
             .enable_vp8(true)
             .enable_h264(h264)
+            // Peer stats (RTT, loss) for monitoring.
+            .set_stats_interval(Some(std::time::Duration::from_secs(5)))
             .build(now);
         // Before the candidate: candidates carry the ufrag they were made with.
         let mut creds = rtc.direct_api().local_ice_credentials();

@@ -110,6 +110,12 @@ pub struct ParticipantStats {
     pub subscriptions: usize,
     /// Whether ICE+DTLS are up.
     pub connected: bool,
+    /// Round-trip time to it, from RTCP (str0m's peer stats, every few seconds).
+    pub rtt: Option<Duration>,
+    /// Loss of what it sends us, in thousandths, over the last stats interval.
+    pub ingress_loss_permille: Option<u32>,
+    /// Loss of what we send it, in thousandths, as its receiver reports say.
+    pub egress_loss_permille: Option<u32>,
 }
 
 /// A consistent view of the media plane's state.
@@ -131,6 +137,12 @@ pub struct MediaSnapshot {
     pub datagrams_dropped: u64,
     /// `sendmmsg` calls that carried them.
     pub send_calls: u64,
+    /// Bytes of the datagrams handed to the kernel.
+    pub bytes_sent: u64,
+    /// RTP packets received from publishers, since start.
+    pub rtp_received: u64,
+    /// RTP packets forwarded to subscribers, since start.
+    pub rtp_forwarded: u64,
 }
 
 impl MediaSnapshot {
@@ -269,6 +281,9 @@ impl MediaPlane {
             all.datagrams_sent += one.datagrams_sent;
             all.datagrams_dropped += one.datagrams_dropped;
             all.send_calls += one.send_calls;
+            all.bytes_sent += one.bytes_sent;
+            all.rtp_received += one.rtp_received;
+            all.rtp_forwarded += one.rtp_forwarded;
         }
         all.participants.sort_by_key(|p| p.id);
         Some(all)

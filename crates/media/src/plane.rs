@@ -103,6 +103,9 @@ struct UdpCounters {
     sent: u64,
     dropped: u64,
     calls: u64,
+    bytes: u64,
+    rtp_in: u64,
+    rtp_out: u64,
 }
 
 impl Plane {
@@ -236,16 +239,19 @@ impl Plane {
                 // First datagram from this address: only STUN with one of our ufrags is
                 // accepted. If it names another shard, that shard gets it.
                 let Some(owner) = stun_owner(data) else {
-                    tracing::debug!(%source, shard = self.shard, "datagram from an unknown address that is not our STUN");
+                    tracing::debug!(
+                        shard = self.shard,
+                        "datagram from an unknown address that is not our STUN"
+                    );
                     return;
                 };
                 if let Some(filter) = &self.config.accept_source
                     && !(filter.0)(source)
                 {
-                    tracing::debug!(%source, "first contact refused: relay-only, not our relay");
+                    tracing::debug!("first contact refused: relay-only, not our relay");
                     return;
                 }
-                tracing::debug!(%source, shard = self.shard, owner, "first contact");
+                tracing::debug!(shard = self.shard, owner, "first contact");
                 if owner != self.shard {
                     if let Some(link) = self.links.get(owner)
                         && link.handoff.try_send((source, data.to_vec())).is_ok()
@@ -367,8 +373,15 @@ impl Plane {
                     Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
                         client.stats.connected = false;
                     }
+                    Event::PeerStats(ps) => {
+                        let permille = |f: f32| (f.clamp(0.0, 1.0) * 1000.0).round() as u32;
+                        client.stats.rtt = ps.rtt;
+                        client.stats.ingress_loss_permille = ps.ingress_loss_fraction.map(permille);
+                        client.stats.egress_loss_permille = ps.egress_loss_fraction.map(permille);
+                    }
                     Event::RtpPacket(pkt) => {
                         client.stats.rtp_in += 1;
+                        self.udp.rtp_in += 1;
                         let mid = client
                             .rtc
                             .direct_api()
@@ -409,7 +422,11 @@ impl Plane {
         if self.outbox.len() == 0 {
             return;
         }
+        let bytes = self.outbox.bytes();
         let o = self.sockets.send(&mut self.outbox);
+        // Bytes of the batch; a dropped datagram's bytes are counted too (rare, and counted
+        // in `dropped`).
+        self.udp.bytes += bytes as u64;
         self.udp.sent += o.sent as u64;
         self.udp.dropped += o.dropped as u64;
         self.udp.calls += o.calls as u64;
@@ -475,6 +492,7 @@ impl Plane {
             .nackable(video);
             tx.write_rtp(write);
             sub.stats.rtp_out += 1;
+            self.udp.rtp_out += 1;
             if !sub.dirty {
                 sub.dirty = true;
                 self.dirty.push(sub_id);
@@ -515,6 +533,9 @@ impl Plane {
             datagrams_sent: self.udp.sent,
             datagrams_dropped: self.udp.dropped,
             send_calls: self.udp.calls,
+            bytes_sent: self.udp.bytes,
+            rtp_received: self.udp.rtp_in,
+            rtp_forwarded: self.udp.rtp_out,
         }
     }
 }

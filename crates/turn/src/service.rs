@@ -187,7 +187,7 @@ impl Turn {
     {
         if self.streams.fetch_add(1, Ordering::SeqCst) >= self.config.max_streams {
             self.streams.fetch_sub(1, Ordering::SeqCst);
-            tracing::debug!(%peer, "TURN: too many streams, closing");
+            tracing::debug!("TURN: too many streams, closing");
             return;
         }
         let id = self.next_stream.fetch_add(1, Ordering::Relaxed);
@@ -241,8 +241,8 @@ async fn tcp_listener(listener: TcpListener, tls: Option<TlsAcceptor>, turn: Tur
                     let limit = turn.config.handshake_timeout;
                     match tokio::time::timeout(limit, acceptor.accept(tcp)).await {
                         Ok(Ok(s)) => turn.serve_stream(s, peer),
-                        Ok(Err(e)) => tracing::debug!(%peer, "TURN TLS handshake: {e}"),
-                        Err(_) => tracing::debug!(%peer, "TURN TLS handshake timed out"),
+                        Ok(Err(e)) => tracing::debug!("TURN TLS handshake: {e}"),
+                        Err(_) => tracing::debug!("TURN TLS handshake timed out"),
                     }
                 });
             }
@@ -270,7 +270,7 @@ where
                 let n = match read {
                     Ok(Ok(0)) | Ok(Err(_)) => break,
                     Err(_) => {
-                        tracing::debug!(%peer, "TURN stream idle, closing");
+                        tracing::debug!("TURN stream idle, closing");
                         break;
                     }
                     Ok(Ok(n)) => n,
@@ -288,7 +288,7 @@ where
                         }
                         Ok(None) => break,
                         Err(e) => {
-                            tracing::debug!(%peer, "TURN stream: {e}, closing");
+                            tracing::debug!("TURN stream: {e}, closing");
                             let _ = wr.shutdown().await;
                             return;
                         }
