@@ -16,6 +16,28 @@ const CLOSE_TOO_BIG: u16 = 1009;
 /// WebSocket close code for "try again later" (server full).
 const CLOSE_TRY_AGAIN: u16 = 1013;
 
+/// How long a closing socket waits for the peer's close frame before dropping TCP.
+const CLOSE_LINGER: Duration = Duration::from_secs(2);
+
+/// After our close frame: read (and discard) until the peer's close frame, its end of the
+/// stream, or [`CLOSE_LINGER`]. Dropping the socket while the peer's frames (a pong, its
+/// close reply) sit unread makes the kernel answer with a TCP reset, and a reset can discard
+/// our last messages (the `bye` saying why) before the peer has read them (RFC 6455 §7.1.1:
+/// the server closes TCP after the close handshake).
+async fn linger<S>(stream: &mut S)
+where
+    S: futures_util::Stream<Item = Result<Message, axum::Error>> + Unpin,
+{
+    let _ = tokio::time::timeout(CLOSE_LINGER, async {
+        while let Some(Ok(f)) = stream.next().await {
+            if matches!(f, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
 /// Per-connection settings.
 #[derive(Debug, Clone, Copy)]
 pub struct SocketLimits {
@@ -61,16 +83,22 @@ pub async fn serve(
                 reason: "server full".into(),
             })))
             .await;
+        linger(&mut stream).await;
         return;
     }
 
     let mut last_heard = Instant::now();
     let mut ping = tokio::time::interval((limits.idle_timeout / 3).min(Duration::from_secs(5)));
+    // Set where we send our close frame; the handshake then finishes in `linger`.
+    let mut we_closed = true;
     let reason = loop {
         tokio::select! {
             frame = stream.next() => {
                 let frame = match frame {
-                    None | Some(Err(_)) => break LeaveReason::Disconnected,
+                    None | Some(Err(_)) => {
+                        we_closed = false;
+                        break LeaveReason::Disconnected;
+                    }
                     Some(Ok(f)) => f,
                 };
                 last_heard = Instant::now();
@@ -99,16 +127,21 @@ pub async fn serve(
                         conn,
                         ProtocolError::new(ErrorCode::BinaryFrame, "binary frames are not part of the protocol; send JSON text"),
                     ),
-                    Message::Close(_) => break LeaveReason::Disconnected,
+                    Message::Close(_) => {
+                        we_closed = false;
+                        break LeaveReason::Disconnected;
+                    }
                     Message::Ping(_) | Message::Pong(_) => continue,
                 };
                 if conf.send(ToConference::Input(input)).is_err() {
+                    let _ = sink.send(Message::Close(None)).await;
                     break LeaveReason::Error;
                 }
             }
             out = rx.recv() => match out {
                 Some(Outbound::Message(m)) => {
                     if sink.send(text(&m)).await.is_err() {
+                        we_closed = false;
                         break LeaveReason::Disconnected;
                     }
                 }
@@ -125,6 +158,7 @@ pub async fn serve(
                     break LeaveReason::Timeout;
                 }
                 if sink.send(Message::Ping(Default::default())).await.is_err() {
+                    we_closed = false;
                     break LeaveReason::Disconnected;
                 }
             }
@@ -132,4 +166,7 @@ pub async fn serve(
     };
     // If the core already ended this session (leave, media timeout) this is a no-op there.
     let _ = conf.send(ToConference::Input(Input::Closed(conn, reason)));
+    if we_closed {
+        linger(&mut stream).await;
+    }
 }
