@@ -32,6 +32,10 @@ pub struct CoreStats {
     pub participants: usize,
     /// Open signalling connections.
     pub connections: usize,
+    /// Rooms with an E2EE group.
+    pub e2ee_rooms: usize,
+    /// MLS epochs accepted since start.
+    pub mls_epochs: u64,
 }
 
 /// Messages into the conference task.
@@ -64,6 +68,22 @@ pub struct Tokens {
     pub enforce_expiry: bool,
 }
 
+/// Where the conference task reports to besides the room core's connections.
+#[derive(Clone)]
+pub struct Edges {
+    /// The connection and audit logs.
+    pub recorder: crate::records::Recorder,
+    /// Monitoring counters.
+    pub counters: crate::metrics::Counters,
+}
+
+/// What effects are carried out with.
+struct Out<'a> {
+    media: &'a MediaPlane,
+    ice: Option<&'a IceServers>,
+    recorder: &'a crate::records::Recorder,
+}
+
 /// Run the conference task until every sender is gone.
 pub async fn run(
     mut core: RoomCore,
@@ -71,10 +91,18 @@ pub async fn run(
     max_connections: usize,
     media: Arc<MediaPlane>,
     ice: Option<Arc<IceServers>>,
+    edges: Edges,
     mut rx: mpsc::UnboundedReceiver<ToConference>,
 ) {
     let ice = ice.as_deref();
+    let out = Out {
+        media: &media,
+        ice,
+        recorder: &edges.recorder,
+    };
     let mut conns: HashMap<ConnId, mpsc::UnboundedSender<Outbound>> = HashMap::new();
+    // Client addresses, for the audit records of token use.
+    let mut addrs: HashMap<ConnId, std::net::IpAddr> = HashMap::new();
     // Sessions whose token expires during the meeting (only with `enforce_expiry`).
     let mut expiries: HashMap<ConnId, SystemTime> = HashMap::new();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -87,7 +115,7 @@ pub async fn run(
             _ = tick.tick() => {
                 // Reserved rooms whose window ended close themselves.
                 let effects = core.handle(Instant::now(), Input::Tick);
-                run_effects(&conns, &media, ice, effects);
+                run_effects(&conns, &out, effects);
                 let wall = SystemTime::now();
                 let expired: Vec<ConnId> =
                     expiries.iter().filter(|(_, t)| **t <= wall).map(|(c, _)| *c).collect();
@@ -100,7 +128,7 @@ pub async fn run(
                     send(&conns, c, Outbound::Message(Box::new(bye)));
                     send(&conns, c, Outbound::Close);
                     let effects = core.handle(Instant::now(), Input::Closed(c, LeaveReason::Removed));
-                    run_effects(&conns, &media, ice, effects);
+                    run_effects(&conns, &out, effects);
                 }
                 continue;
             }
@@ -118,6 +146,7 @@ pub async fn run(
                     continue;
                 }
                 conns.insert(conn, tx);
+                addrs.insert(conn, peer.addr);
                 let _ = reply.send(true);
                 core.handle(now, Input::Connected(conn, peer))
             }
@@ -126,13 +155,18 @@ pub async fn run(
                     Input::Closed(c, _) => Some(*c),
                     _ => None,
                 };
-                let effects =
-                    match join_with_token(&mut core, now, tokens.as_ref(), &input, &mut expiries) {
-                        Some(effects) => effects,
-                        None => core.handle(now, input),
-                    };
+                let token_join = TokenJoin {
+                    tokens: tokens.as_ref(),
+                    edges: &edges,
+                    addrs: &addrs,
+                };
+                let effects = match token_join.join(&mut core, now, &input, &mut expiries) {
+                    Some(effects) => effects,
+                    None => core.handle(now, input),
+                };
                 if let Some(c) = closed {
                     conns.remove(&c);
+                    addrs.remove(&c);
                     expiries.remove(&c);
                 }
                 effects
@@ -143,20 +177,22 @@ pub async fn run(
                     rooms: core.room_count(),
                     participants: core.participant_count(),
                     connections: core.connection_count(),
+                    e2ee_rooms: core.e2ee_room_count(),
+                    mls_epochs: core.mls_epoch_count(),
                 });
                 continue;
             }
         };
-        run_effects(&conns, &media, ice, effects);
+        run_effects(&conns, &out, effects);
     }
 }
 
 fn run_effects(
     conns: &HashMap<ConnId, mpsc::UnboundedSender<Outbound>>,
-    media: &MediaPlane,
-    ice: Option<&IceServers>,
+    out: &Out<'_>,
     effects: Vec<Effect>,
 ) {
+    let (media, ice) = (out.media, out.ice);
     for effect in effects {
         match effect {
             Effect::Send(c, mut m) => {
@@ -174,47 +210,79 @@ fn run_effects(
                 }
                 media.command(cmd)
             }
+            Effect::Log(record) => out.recorder.record(crate::records::Entry::Room(record)),
         }
     }
 }
 
-/// A `join` that carries a token: verify it here (cryptography stays out of the core) and
-/// tell the core who the connection is before the `join` itself. A bad token refuses the
-/// join with `invalid_token`. `None` for every other input.
-fn join_with_token(
-    core: &mut RoomCore,
-    now: Instant,
-    tokens: Option<&Tokens>,
-    input: &Input,
-    expiries: &mut HashMap<ConnId, SystemTime>,
-) -> Option<Vec<Effect>> {
-    let Input::Message(
-        conn,
-        ClientMessage::Join {
-            token: Some(token), ..
-        },
-    ) = input
-    else {
-        return None;
-    };
-    let conn = *conn;
-    let verdict = match tokens {
-        None => Err("this server does not accept invitation tokens".to_owned()),
-        Some(t) => (t.check)(token),
-    };
-    match verdict {
-        Ok((identity, expires)) => {
-            if tokens.is_some_and(|t| t.enforce_expiry) {
-                expiries.insert(conn, expires);
+/// What a `join` with a token is checked and recorded with.
+struct TokenJoin<'a> {
+    tokens: Option<&'a Tokens>,
+    edges: &'a Edges,
+    addrs: &'a HashMap<ConnId, std::net::IpAddr>,
+}
+
+impl TokenJoin<'_> {
+    /// A `join` that carries a token: verify it here (cryptography stays out of the core)
+    /// and tell the core who the connection is before the `join` itself. A bad token refuses
+    /// the join with `invalid_token`. Both outcomes go to the audit log. `None` for every
+    /// other input.
+    fn join(
+        &self,
+        core: &mut RoomCore,
+        now: Instant,
+        input: &Input,
+        expiries: &mut HashMap<ConnId, SystemTime>,
+    ) -> Option<Vec<Effect>> {
+        let Input::Message(
+            conn,
+            ClientMessage::Join {
+                token: Some(token),
+                room,
+                ..
+            },
+        ) = input
+        else {
+            return None;
+        };
+        let conn = *conn;
+        let verdict = match self.tokens {
+            None => Err("this server does not accept invitation tokens".to_owned()),
+            Some(t) => (t.check)(token),
+        };
+        let audit = |kind, actor: String, detail: String| {
+            self.edges.recorder.audit(crate::records::AuditEntry {
+                kind,
+                actor,
+                room: Some(room.as_str().to_owned()),
+                addr: self.addrs.get(&conn).copied(),
+                detail,
+                ..Default::default()
+            });
+        };
+        match verdict {
+            Ok((identity, expires)) => {
+                if self.tokens.is_some_and(|t| t.enforce_expiry) {
+                    expiries.insert(conn, expires);
+                }
+                audit(
+                    "token.used",
+                    identity.log_label(conclave_proto::ParticipantId(conn.0)),
+                    String::new(),
+                );
+                let mut effects = core.handle(now, Input::Identified(conn, identity));
+                effects.extend(core.handle(now, input.clone()));
+                Some(effects)
             }
-            let mut effects = core.handle(now, Input::Identified(conn, identity));
-            effects.extend(core.handle(now, input.clone()));
-            Some(effects)
+            Err(why) => {
+                self.edges.counters.token_refused.inc();
+                audit("token.refused", "unknown".into(), why.clone());
+                Some(core.handle(
+                    now,
+                    Input::Malformed(conn, ProtocolError::new(ErrorCode::InvalidToken, why)),
+                ))
+            }
         }
-        Err(why) => Some(core.handle(
-            now,
-            Input::Malformed(conn, ProtocolError::new(ErrorCode::InvalidToken, why)),
-        )),
     }
 }
 

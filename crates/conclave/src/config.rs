@@ -36,6 +36,8 @@ pub struct Config {
     pub nack_history_ms: u64,
     /// Log filter (`error`, `warn`, `info`, `debug`, or a tracing filter). `RUST_LOG` wins.
     pub log: String,
+    /// Log line format: `text` or `json` (one object per line).
+    pub log_format: LogFormat,
     /// TLS certificate and key. Without them a self-signed certificate for localhost is
     /// generated in `data_dir/tls/` on first start.
     pub tls: TlsConfig,
@@ -60,6 +62,23 @@ pub struct Config {
     pub turn: crate::turn::TurnSection,
     /// How participants reach the media plane.
     pub network: crate::turn::NetworkConfig,
+    /// What is kept about participants (the connection log) and for how long.
+    pub privacy: crate::records::PrivacyConfig,
+    /// The tamper-evident audit log of security events.
+    pub audit: crate::records::AuditConfig,
+    /// Prometheus metrics.
+    pub metrics: crate::metrics::MetricsConfig,
+}
+
+/// `log_format`
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line (for log collectors).
+    Json,
 }
 
 /// `[api]`
@@ -78,19 +97,23 @@ pub const MIN_ADMIN_KEY_CHARS: usize = 32;
 impl ApiConfig {
     /// Read the admin key, if configured.
     pub fn admin_key(&self) -> Result<Option<String>> {
-        let Some(path) = &self.admin_key_file else {
-            return Ok(None);
-        };
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("api.admin_key_file: cannot read {}", path.display()))?;
-        let key = text.strip_suffix('\n').unwrap_or(&text).to_owned();
-        if key.chars().count() < MIN_ADMIN_KEY_CHARS || key.chars().any(char::is_whitespace) {
-            bail!(
-                "api.admin_key_file: the key must be at least {MIN_ADMIN_KEY_CHARS} characters without spaces"
-            );
-        }
-        Ok(Some(key))
+        self.admin_key_file
+            .as_deref()
+            .map(|p| read_key_file(p, "api.admin_key_file"))
+            .transpose()
     }
+}
+
+/// Read a bearer key from `path` (option `what`): at least [`MIN_ADMIN_KEY_CHARS`]
+/// characters without spaces; one trailing newline is ignored.
+pub fn read_key_file(path: &Path, what: &str) -> Result<String> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("{what}: cannot read {}", path.display()))?;
+    let key = text.strip_suffix('\n').unwrap_or(&text).to_owned();
+    if key.chars().count() < MIN_ADMIN_KEY_CHARS || key.chars().any(char::is_whitespace) {
+        bail!("{what}: the key must be at least {MIN_ADMIN_KEY_CHARS} characters without spaces");
+    }
+    Ok(key)
 }
 
 /// `[access]`
@@ -470,6 +493,7 @@ impl Default for Config {
             participant_timeout_secs: 20,
             nack_history_ms: 1000,
             log: "info".into(),
+            log_format: LogFormat::Text,
             tls: TlsConfig::default(),
             limits: LimitsConfig::default(),
             meeting: MeetingConfig::default(),
@@ -481,6 +505,9 @@ impl Default for Config {
             api: ApiConfig::default(),
             turn: crate::turn::TurnSection::default(),
             network: crate::turn::NetworkConfig::default(),
+            privacy: crate::records::PrivacyConfig::default(),
+            audit: crate::records::AuditConfig::default(),
+            metrics: crate::metrics::MetricsConfig::default(),
         }
     }
 }
@@ -645,6 +672,14 @@ impl Config {
         if !(1..=MAX_SESSION_HOURS).contains(&self.accounts.session_hours) {
             bail!("accounts.session_hours must be between 1 and {MAX_SESSION_HOURS}");
         }
+        let max = crate::records::MAX_RETENTION_DAYS;
+        if !(1..=max).contains(&self.privacy.retention_days) {
+            bail!("privacy.retention_days must be between 1 and {max}");
+        }
+        if !(1..=max).contains(&self.audit.retention_days) {
+            bail!("audit.retention_days must be between 1 and {max}");
+        }
+        self.metrics.validate()?;
         self.validate_tls()
     }
 
@@ -813,6 +848,7 @@ mod tests {
             "jwks_ca_file",
             "admin_key_file",
             "host",
+            "key_file",
         ];
         let uncommented: String = text
             .lines()

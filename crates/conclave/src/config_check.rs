@@ -107,6 +107,23 @@ pub const ADDED: &[Added] = &[
         version: "0.2.0",
         why: "built-in STUN/TURN (UDP/TCP 3478, TLS 5349, TCP 443) with short-lived credentials",
     },
+    Added {
+        key: "privacy",
+        version: "0.3.0",
+        why: "the connection log keeps only address, room and times, deleted after \
+              retention_days (14); addresses can be truncated or hashed",
+    },
+    Added {
+        key: "audit",
+        version: "0.3.0",
+        why: "tamper-evident audit log of sign-ins, account changes, moderator actions, token \
+              use and admin API calls; keep a copy of audit.key outside the server",
+    },
+    Added {
+        key: "metrics",
+        version: "0.3.0",
+        why: "Prometheus /metrics, off by default; keep http_listen on loopback or use key_file",
+    },
 ];
 
 /// Every key this version knows, as `section.key` paths.
@@ -142,6 +159,9 @@ const OPTIONAL_KEYS: &[&str] = &[
     "tokens.jwks_file",
     "tokens.jwks_url",
     "tokens.jwks_ca_file",
+    "audit.key_file",
+    "metrics.http_listen",
+    "metrics.key_file",
 ];
 
 fn collect(t: &toml::Table, prefix: &str, out: &mut BTreeSet<String>) {
@@ -381,6 +401,42 @@ pub fn loosened(c: &Config) -> Vec<Finding> {
                 .into(),
         );
     }
+    if !c.audit.enabled {
+        warn(
+            "audit.enabled",
+            "false: sign-ins, account changes and moderator actions leave no audit record \
+             (default true)"
+                .into(),
+        );
+    }
+    if c.privacy.retention_days > d.privacy.retention_days {
+        warn(
+            "privacy.retention_days",
+            format!(
+                "{}: participants' addresses are kept longer than the {} days BSI recommends",
+                c.privacy.retention_days, d.privacy.retention_days
+            ),
+        );
+    }
+    if !c.privacy.hash_rooms && c.privacy.connection_log {
+        warn(
+            "privacy.hash_rooms",
+            "false: room IDs (often meeting names) are stored in the connection log in full \
+             (default true)"
+                .into(),
+        );
+    }
+    if let Some(a) = c.metrics.http_listen
+        && !a.ip().is_loopback()
+    {
+        warn(
+            "metrics.http_listen",
+            format!(
+                "{a} is not loopback: anyone who reaches it reads the metrics without a key; \
+                 firewall it to the monitoring network, or use metrics.key_file"
+            ),
+        );
+    }
     let log = c.log.to_ascii_lowercase();
     if log.contains("debug") || log.contains("trace") {
         warn(
@@ -555,7 +611,12 @@ mod tests {
         assert!(f.iter().any(|f| f.key == "tls.acme"), "{f:?}");
         assert!(f.iter().all(|f| f.severity == Severity::Notice));
         assert_eq!(exit_code(&f), 0);
-        assert!(added_since("0.2.0", ADDED).is_empty());
+        let since_02 = added_since("0.2.0", ADDED);
+        assert!(since_02.iter().any(|f| f.key == "audit"), "{since_02:?}");
+        assert!(
+            !since_02.iter().any(|f| f.key == "tls.acme"),
+            "{since_02:?}"
+        );
         assert!(added_since(env!("CARGO_PKG_VERSION"), ADDED).is_empty());
         assert_eq!(exit_code(&added_since("banana", ADDED)), 2);
         for a in ADDED {

@@ -37,6 +37,7 @@ struct AppState {
     signin: SignIn,
     admin: AdminApi,
     public: PublicSettings,
+    monitor: crate::metrics::Monitor,
 }
 
 /// What any page may know before joining: the meeting settings and how people get in.
@@ -72,6 +73,7 @@ pub fn router(
     signin: SignIn,
     admin: AdminApi,
     public: PublicSettings,
+    monitor: crate::metrics::Monitor,
 ) -> Router {
     Router::new()
         .route("/ws", get(websocket))
@@ -94,6 +96,18 @@ pub fn router(
         )
         .route("/api/settings", get(public_settings))
         .route("/healthz", get(|| async { "ok\n" }))
+        .route(
+            "/readyz",
+            get(
+                |State(s): State<AppState>| async move { crate::metrics::readyz(&s.monitor).await },
+            ),
+        )
+        .route(
+            "/metrics",
+            get(|State(s): State<AppState>, headers: HeaderMap| async move {
+                crate::metrics::https_metrics(&s.monitor, &headers).await
+            }),
+        )
         .route("/", get(index))
         .route("/r/{room}", get(room_page))
         .route("/{*path}", get(asset))
@@ -104,6 +118,7 @@ pub fn router(
             signin,
             admin,
             public,
+            monitor,
         })
 }
 
@@ -156,6 +171,15 @@ async fn public_settings(State(st): State<AppState>) -> axum::Json<PublicSetting
 /// The TCP peer of a request, put in by the accept loop.
 #[derive(Debug, Clone, Copy)]
 pub struct PeerAddr(pub std::net::SocketAddr);
+
+/// The bearer token of an `Authorization: Bearer <token>` header ("" without one).
+pub fn bearer(headers: &HeaderMap) -> &str {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("")
+}
 
 /// Name of the cookie that lets a ban of an anonymous guest hold (random, no personal data).
 pub const GUEST_COOKIE: &str = "conclave_guest";

@@ -2,13 +2,17 @@
 //! TLS, HTTP/WebSocket edge, the conference task around the room core, and the media plane.
 
 pub mod acme;
+pub mod audit_live;
 pub mod conference;
 pub mod config;
 pub mod config_check;
 pub mod demux;
+pub mod deployment_audit;
 pub mod http;
 pub mod invite;
+pub mod metrics;
 pub mod plain_http;
+pub mod records;
 pub mod rooms_api;
 pub mod signin;
 pub mod tls;
@@ -42,6 +46,8 @@ pub struct Server {
     turn_addrs: turn::TurnAddrs,
     media: Arc<MediaPlane>,
     conf: mpsc::UnboundedSender<ToConference>,
+    recorder: records::Recorder,
+    metrics_addr: Option<SocketAddr>,
     /// Held only to be dropped with the server.
     _tasks: Tasks,
 }
@@ -73,9 +79,41 @@ impl Server {
     /// Start on an already bound listener (so tests can bind port 0). Creates the data
     /// directory and the self-signed certificate when needed.
     pub async fn start(config: Config, listener: TcpListener) -> Result<Server> {
-        std::fs::create_dir_all(&config.data_dir).with_context(|| {
+        create_private_dir(&config.data_dir).with_context(|| {
             format!("cannot create data directory {}", config.data_dir.display())
         })?;
+        let store = conclave_store::Store::open(&config.data_dir, config.accounts.store_options())
+            .with_context(|| {
+                format!(
+                    "cannot open the account database in {}",
+                    config.data_dir.display()
+                )
+            })?;
+        let store = Arc::new(store);
+        let recorder = if config.privacy.connection_log || config.audit.enabled {
+            records::Recorder::start(&config, store.clone(), records::Schedule::default())?
+        } else {
+            records::Recorder::disabled()
+        };
+        recorder.audit(records::AuditEntry {
+            kind: "server.start",
+            actor: "server".into(),
+            detail: format!("conclave {}", env!("CARGO_PKG_VERSION")),
+            ..Default::default()
+        });
+        for f in config_check::loosened(&config) {
+            recorder.audit(records::AuditEntry {
+                kind: "config.loosened",
+                actor: "server".into(),
+                target: f.key.clone(),
+                detail: f.message.clone(),
+                ..Default::default()
+            });
+        }
+        let edges = conference::Edges {
+            recorder: recorder.clone(),
+            counters: metrics::Counters::default(),
+        };
         let tls_setup = tls::setup(&config)?;
         let tls_config = tls_setup.config.clone();
         let https_addr = listener.local_addr()?;
@@ -191,20 +229,13 @@ impl Server {
             config.limits.max_connections,
             media.clone(),
             ice,
+            edges.clone(),
             conf_rx,
         ));
         let limits = SocketLimits {
             max_message_bytes: config.limits.max_message_bytes,
             idle_timeout: Duration::from_secs(config.participant_timeout_secs),
         };
-        let store = conclave_store::Store::open(&config.data_dir, config.accounts.store_options())
-            .with_context(|| {
-                format!(
-                    "cannot open the account database in {}",
-                    config.data_dir.display()
-                )
-            })?;
-        let store = Arc::new(store);
         // Reservations survive restarts: the ended ones go, the others reach the room core.
         let reservations = store
             .purge_ended_reservations(conclave_store::OffsetDateTime::now_utc())
@@ -217,6 +248,7 @@ impl Server {
             key: config.api.admin_key()?.map(Into::into),
             store: store.clone(),
             conf: conf_tx.clone(),
+            recorder: recorder.clone(),
             // The real port when listening on port 0.
             base_url: match &config.public_url {
                 Some(_) => config.base_url(),
@@ -239,17 +271,34 @@ impl Server {
                 }
             }
         }));
+        let monitor = metrics::Monitor {
+            conf: conf_tx.clone(),
+            media: media.clone(),
+            turn: turn_handle.clone(),
+            store: store.clone(),
+            counters: edges.counters.clone(),
+            key: config.metrics.key()?.map(Into::into),
+        };
+        let mut metrics_addr = None;
+        if let Some(addr) = config.metrics.http_listen {
+            let l = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} (metrics.http_listen)"))?;
+            metrics_addr = Some(l.local_addr()?);
+            tasks.push(tokio::spawn(metrics::serve(l, monitor.clone())));
+        }
         let signin = signin::SignIn::new(
             store,
             config.attempts.throttle(),
             config.accounts.session_hours * 3600,
+            edges,
         );
         let public = http::PublicSettings {
             settings: config.meeting.settings(),
             access_mode: config.access_policy().mode.to_string(),
             tokens: config.tokens.enabled,
         };
-        let app = http::router(conf_tx.clone(), limits, signin, admin, public);
+        let app = http::router(conf_tx.clone(), limits, signin, admin, public, monitor);
         let accept = tokio::spawn(accept_loop(listener, tls, app, https_turn));
         Ok(Server {
             https_addr,
@@ -259,6 +308,8 @@ impl Server {
             turn_addrs,
             media,
             conf: conf_tx,
+            recorder,
+            metrics_addr,
             _tasks: {
                 tasks.extend([conference, accept]);
                 tasks
@@ -274,6 +325,16 @@ impl Server {
     /// The plain-HTTP (redirect, ACME HTTP-01) address with the real port, if configured.
     pub fn http_addr(&self) -> Option<SocketAddr> {
         self.http_addr
+    }
+
+    /// The metrics listener's address with the real port, if configured.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
+    }
+
+    /// Wait until the connection and audit log entries so far are written.
+    pub fn flush_records(&self) -> bool {
+        self.recorder.flush(Duration::from_secs(10))
     }
 
     /// The certificate presented now (DER of the leaf).
@@ -312,6 +373,16 @@ impl Server {
         self.conf.send(ToConference::Stats(tx)).ok()?;
         rx.await.ok()
     }
+}
+
+/// Create `dir` (and missing parents) with mode 0700: the data directory holds keys and
+/// the database. An existing directory keeps its mode (`conclave audit` reports a loose one).
+pub fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+    b.create(dir)
 }
 
 async fn accept_loop(
@@ -365,7 +436,7 @@ async fn serve_https_port(
                 return;
             }
             Opening::Other => {
-                tracing::debug!(%peer, "neither TLS nor STUN on the HTTPS port");
+                tracing::debug!("neither TLS nor STUN on the HTTPS port");
                 return;
             }
         }
@@ -373,11 +444,11 @@ async fn serve_https_port(
     let mut stream = match tokio::time::timeout(Duration::from_secs(10), tls.accept(tcp)).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
-            tracing::debug!(%peer, "TLS handshake failed: {e}");
+            tracing::debug!("TLS handshake failed: {e}");
             return;
         }
         Err(_) => {
-            tracing::debug!(%peer, "TLS handshake timed out");
+            tracing::debug!("TLS handshake timed out");
             return;
         }
     };
@@ -412,6 +483,6 @@ async fn serve_https_port(
         .serve_connection_with_upgrades(TokioIo::new(demux::Prefixed::new(prefix, stream)), service)
         .await
     {
-        tracing::debug!(%peer, "http connection: {e}");
+        tracing::debug!("http connection: {e}");
     }
 }

@@ -1,7 +1,9 @@
 //! The `conclave` command.
 
+mod logs;
 mod users;
 
+use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
@@ -31,6 +33,31 @@ enum Command {
     ConfigExample,
     /// Print an invite link with a signed token ([tokens] must be configured with a key).
     Token(TokenArgs),
+    /// The connection log: list or export who connected from where to which room, when.
+    Connections(logs::ConnectionsArgs),
+    /// The tamper-evident audit log: verify the chain, export for a SIEM.
+    AuditLog(logs::AuditLogArgs),
+    /// Check this deployment against the BSI recommendation and Conclave's defaults; with
+    /// --url also the running server from outside. Exit code 0: nothing above info, 1: low
+    /// or medium findings, 2: high.
+    Audit(AuditArgs),
+}
+
+#[derive(clap::Args)]
+struct AuditArgs {
+    /// TOML config file, as for `serve`
+    #[arg(long, env = "CONCLAVE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data directory [default: the config's data_dir]
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Also check the running server at this https:// URL (certificate, TLS, headers,
+    /// whether metrics or the admin API are public, port 80)
+    #[arg(long)]
+    url: Option<String>,
+    /// Print JSON instead of text
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(clap::Args)]
@@ -195,9 +222,24 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::User(args) => users::run(args),
+        Command::Connections(args) => logs::connections(args),
+        Command::Audit(args) => {
+            let code = audit(args)?;
+            std::process::exit(i32::from(code));
+        }
+        Command::AuditLog(args) => {
+            let code = match logs::audit_log(args) {
+                Ok(code) => code,
+                Err(e) => {
+                    eprintln!("Error: {e:#}");
+                    2
+                }
+            };
+            std::process::exit(i32::from(code));
+        }
         Command::Serve(args) => {
             let config = Config::load(args.config.as_deref(), std::env::vars(), args.overrides())?;
-            init_log(&config.log);
+            init_log(&config.log, config.log_format);
             for f in conclave::config_check::loosened(&config) {
                 tracing::warn!("config check: {f}");
             }
@@ -208,6 +250,45 @@ fn run(cli: Cli) -> Result<()> {
                 .block_on(serve(config))
         }
     }
+}
+
+/// `conclave audit`: print the findings; the exit code.
+fn audit(args: AuditArgs) -> Result<u8> {
+    use conclave::deployment_audit::{exit_code, local};
+    let mut t = toml::Table::new();
+    if let Some(d) = &args.data_dir {
+        t.insert("data_dir".into(), d.display().to_string().into());
+    }
+    let config = Config::load(args.config.as_deref(), std::env::vars(), t)?;
+    let now = conclave_store::OffsetDateTime::now_utc();
+    let mut findings = local(&config, now);
+    if let Some(url) = &args.url {
+        let live = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("starting the async runtime")?
+            .block_on(conclave::audit_live::live(url, now));
+        findings.extend(live);
+        findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&findings)?);
+    } else {
+        for f in &findings {
+            println!("{f}");
+        }
+        let code = exit_code(&findings);
+        println!(
+            "{} findings; {}",
+            findings.len(),
+            [
+                "nothing to fix",
+                "fix the LOW and MEDIUM ones",
+                "fix the HIGH ones first"
+            ][usize::from(code)]
+        );
+    }
+    Ok(exit_code(&findings))
 }
 
 /// `conclave config check`: print the findings; the exit code.
@@ -240,14 +321,18 @@ fn config_check(file: Option<&std::path::Path>, since: Option<&str>) -> u8 {
     code
 }
 
-fn init_log(filter: &str) {
+fn init_log(filter: &str, format: conclave::config::LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(filter))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let log = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        conclave::config::LogFormat::Text => log.init(),
+        // One object per line with the span fields (room, participant) of each event.
+        conclave::config::LogFormat::Json => log.json().with_current_span(true).init(),
+    }
 }
 
 async fn serve(config: Config) -> Result<()> {
@@ -260,18 +345,25 @@ async fn serve(config: Config) -> Result<()> {
         IpAddr::V6(ip) => format!("[{ip}]"),
         IpAddr::V4(ip) => ip.to_string(),
     };
-    println!(
+    // The ready lines go to stdout for whoever started us; a closed or broken stdout (a
+    // supervisor that stopped reading) must not panic the server, so errors are ignored.
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
         "conclave listening on https://{host}:{} (media on udp {})",
         addr.port(),
         server.media_addr()
     );
     if server.media_addr().ip().is_loopback() {
-        println!(
+        let _ = writeln!(
+            out,
             "media is on loopback only: Chromium works; Firefox needs \
              media.peerconnection.ice.loopback = true in about:config, or start with \
              --media-bind-ip 0.0.0.0 (the media port is then reachable from your network)"
         );
     }
+    let _ = out.flush();
+    drop(out);
     tokio::signal::ctrl_c()
         .await
         .context("waiting for ctrl-c")?;

@@ -45,7 +45,7 @@ pub async fn serve(
         });
     let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
-        let (tcp, peer) = match listener.accept().await {
+        let (tcp, _) = match listener.accept().await {
             Ok(x) => x,
             Err(e) => {
                 tracing::warn!("http accept: {e}");
@@ -66,7 +66,7 @@ pub async fn serve(
                 .await
                 .is_err()
             {
-                tracing::debug!(%peer, "plain http connection timed out");
+                tracing::debug!("plain http connection timed out");
             }
         });
     }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use conclave_proto::RoomId;
 use conclave_room::Input;
@@ -35,6 +35,8 @@ pub struct AdminApi {
     pub conf: mpsc::UnboundedSender<ToConference>,
     /// Base URL for links.
     pub base_url: String,
+    /// The audit log.
+    pub recorder: crate::records::Recorder,
 }
 
 /// Longest reservation window.
@@ -55,7 +57,14 @@ fn bad(message: impl Into<String>) -> Response {
 }
 
 impl AdminApi {
-    fn authorize(&self, headers: &HeaderMap) -> Option<Response> {
+    /// `None` when the request carries the admin key; else the refusal. Every call with
+    /// the API on goes to the audit log, accepted or refused.
+    fn authorize(
+        &self,
+        headers: &HeaderMap,
+        call: &str,
+        peer: Option<axum::Extension<crate::http::PeerAddr>>,
+    ) -> Option<Response> {
         let Some(key) = &self.key else {
             return Some(error(
                 StatusCode::NOT_FOUND,
@@ -63,12 +72,15 @@ impl AdminApi {
                 "the admin API is off (set api.admin_key_file)",
             ));
         };
-        let given = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or("");
-        if conclave_room::access::secrets_equal(given, key) {
+        let ok = conclave_room::access::secrets_equal(crate::http::bearer(headers), key);
+        self.recorder.audit(crate::records::AuditEntry {
+            kind: if ok { "admin.api" } else { "admin.api_refused" },
+            actor: "admin-api".into(),
+            addr: peer.map(|p| p.0.0.ip().to_canonical()),
+            detail: call.to_owned(),
+            ..Default::default()
+        });
+        if ok {
             None
         } else {
             Some(error(
@@ -133,8 +145,12 @@ fn yes() -> bool {
 }
 
 /// `GET /api/rooms`.
-pub async fn list(State(api): State<AdminApi>, headers: HeaderMap) -> Response {
-    if let Some(r) = api.authorize(&headers) {
+pub async fn list(
+    State(api): State<AdminApi>,
+    peer: Option<axum::Extension<crate::http::PeerAddr>>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(r) = api.authorize(&headers, "GET /api/rooms", peer) {
         return r;
     }
     let store = api.store.clone();
@@ -156,10 +172,11 @@ pub async fn list(State(api): State<AdminApi>, headers: HeaderMap) -> Response {
 /// `POST /api/rooms`.
 pub async fn create(
     State(api): State<AdminApi>,
+    peer: Option<axum::Extension<crate::http::PeerAddr>>,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    if let Some(r) = api.authorize(&headers) {
+    if let Some(r) = api.authorize(&headers, "POST /api/rooms", peer) {
         return r;
     }
     let req: NewReservation = match serde_json::from_slice(&body) {
@@ -232,10 +249,11 @@ pub async fn create(
 /// `DELETE /api/rooms/{room}`.
 pub async fn delete(
     State(api): State<AdminApi>,
+    peer: Option<axum::Extension<crate::http::PeerAddr>>,
     headers: HeaderMap,
     Path(room): Path<String>,
 ) -> Response {
-    if let Some(r) = api.authorize(&headers) {
+    if let Some(r) = api.authorize(&headers, "DELETE /api/rooms/{room}", peer) {
         return r;
     }
     let Ok(id) = RoomId::parse(&room) else {

@@ -28,13 +28,24 @@ pub struct SignIn {
     pub throttle: Arc<Mutex<(Throttle<IpAddr>, Throttle<String>)>>,
     /// Session lifetime in seconds (the cookie's Max-Age).
     pub session_secs: u64,
+    /// The threshold at which a name or address is locked out (for the audit record).
+    lockout_after: u32,
+    /// Audit log and counters.
+    pub edges: crate::conference::Edges,
 }
 
 impl SignIn {
     /// Sign-in on `store` with the `[attempts]` throttle.
-    pub fn new(store: Arc<Store>, throttle: ThrottleConfig, session_secs: u64) -> SignIn {
+    pub fn new(
+        store: Arc<Store>,
+        throttle: ThrottleConfig,
+        session_secs: u64,
+        edges: crate::conference::Edges,
+    ) -> SignIn {
         SignIn {
             store,
+            lockout_after: throttle.lockout_after,
+            edges,
             throttle: Arc::new(Mutex::new((
                 Throttle::new(throttle.clone()),
                 Throttle::new(throttle),
@@ -133,6 +144,7 @@ pub async fn sign_in(
             .filter_map(Result::err)
             .max();
         if let Some(wait) = wait {
+            si.edges.counters.signin_throttled.inc();
             let mut r = error(
                 StatusCode::TOO_MANY_REQUESTS,
                 "too_many_attempts",
@@ -160,8 +172,23 @@ pub async fn sign_in(
         Ok::<_, LoginError>((account, session))
     })
     .await;
+    let audit = |kind, actor: String, detail: String| {
+        si.edges.recorder.audit(crate::records::AuditEntry {
+            kind,
+            actor,
+            addr: Some(addr),
+            detail,
+            ..Default::default()
+        });
+    };
     match outcome {
         Ok(Ok((account, session))) => {
+            si.edges.counters.signin_success.inc();
+            audit(
+                "signin.success",
+                format!("account:{}", account.username),
+                String::new(),
+            );
             let mut r = Json(Me {
                 username: account.username,
                 name: account.display_name,
@@ -181,11 +208,25 @@ pub async fn sign_in(
                 "the account database failed",
             )
         }
-        Ok(Err(_)) => {
-            // Unknown user, wrong password, disabled, expired: one answer for all.
+        Ok(Err(why)) => {
+            // Unknown user, wrong password, disabled, expired: one answer for all. The audit
+            // log names the account only when it exists (a typed name may be a password).
+            si.edges.counters.signin_failure.inc();
+            let actor = match why {
+                LoginError::UnknownUser => "unknown".to_owned(),
+                _ => format!("account:{user}"),
+            };
+            audit("signin.failure", actor.clone(), why.to_string());
             let mut t = si.throttle.lock().expect("throttle lock");
             t.0.fail(now, &addr);
             t.1.fail(now, &user);
+            if t.0.failures(&addr) == si.lockout_after {
+                audit("signin.lockout", actor.clone(), "address locked out".into());
+            }
+            if t.1.failures(&user) == si.lockout_after {
+                audit("signin.lockout", actor, "account name locked out".into());
+            }
+            drop(t);
             error(
                 StatusCode::UNAUTHORIZED,
                 "invalid_credentials",

@@ -87,7 +87,7 @@ impl UserArgs {
 /// Run `conclave user ...`.
 pub fn run(args: UserArgs) -> Result<()> {
     let config = Config::load(args.config.as_deref(), std::env::vars(), args.overrides())?;
-    std::fs::create_dir_all(&config.data_dir)
+    conclave::create_private_dir(&config.data_dir)
         .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
     let store = Store::open(&config.data_dir, config.accounts.store_options())
         .map_err(|e| anyhow!("{e}"))?;
@@ -114,6 +114,7 @@ pub fn run(args: UserArgs) -> Result<()> {
                 .add_account(&username, &name, &password, now)
                 .map_err(|e| anyhow!("cannot add user {username}: {e}"))?;
             println!("added user {} ({})", account.username, account.display_name);
+            audit(&config, &store, "account.add", &account.username, "")?;
         }
         UserCommand::List { json } => {
             let accounts = store.list_accounts().map_err(flat)?;
@@ -137,18 +138,27 @@ pub fn run(args: UserArgs) -> Result<()> {
                 .set_password(&username, &password, now)
                 .map_err(|e| anyhow!("cannot change the password of {username}: {e}"))?;
             println!("changed the password of {username}{}", signed_out(revoked));
+            audit(&config, &store, "account.passwd", &username, "")?;
         }
         UserCommand::Disable { username } => {
             let revoked = store
                 .disable(&username)
                 .map_err(|e| anyhow!("cannot disable: {e}"))?;
             println!("disabled {}{}", canonical(&username), signed_out(revoked));
+            audit(
+                &config,
+                &store,
+                "account.disable",
+                &canonical(&username),
+                "",
+            )?;
         }
         UserCommand::Enable { username } => {
             store
                 .enable(&username)
                 .map_err(|e| anyhow!("cannot enable: {e}"))?;
             println!("enabled {}", canonical(&username));
+            audit(&config, &store, "account.enable", &canonical(&username), "")?;
             if let Some(a) = store.account(&username).map_err(flat)?
                 && a.is_expired(now)
             {
@@ -166,6 +176,8 @@ pub fn run(args: UserArgs) -> Result<()> {
                 .set_expiry(&username, at, now)
                 .map_err(|e| anyhow!("cannot set the expiry: {e}"))?;
             let username = canonical(&username);
+            let detail = at.map_or_else(|| "never".to_owned(), |t| fmt_time(Some(t)));
+            audit(&config, &store, "account.expire", &username, &detail)?;
             match at {
                 None => println!("{username} never expires"),
                 Some(t) if t <= now => {
@@ -183,9 +195,32 @@ pub fn run(args: UserArgs) -> Result<()> {
                 .remove(&username)
                 .map_err(|e| anyhow!("cannot remove: {e}"))?;
             println!("removed {}{}", canonical(&username), signed_out(revoked));
+            audit(&config, &store, "account.remove", &canonical(&username), "")?;
         }
     }
     Ok(())
+}
+
+/// Write the audit record of an account change made from the command line.
+fn audit(
+    config: &Config,
+    store: &Store,
+    kind: &'static str,
+    user: &str,
+    detail: &str,
+) -> Result<()> {
+    conclave::records::audit_now(
+        config,
+        store,
+        vec![conclave::records::AuditEntry {
+            kind,
+            actor: "cli".into(),
+            target: format!("account:{user}"),
+            detail: detail.to_owned(),
+            ..Default::default()
+        }],
+    )
+    .context("the change is made, but its audit record could not be written")
 }
 
 /// A store error as one line (its message already names what failed).
