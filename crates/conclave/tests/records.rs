@@ -713,6 +713,42 @@ async fn conclave_audit_finds_loosened_settings_open_secrets_and_checks_a_live_s
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains("[LOW] config.access_mode"), "{text}");
     assert!(!text.contains("[HIGH]"), "{text}");
+    // A hardened deployment: only accounts open rooms, the secret is private, a data
+    // directory of its own (0700, as the server creates it) with a certificate and no account
+    // to age: nothing above info, exit 0.
+    let hard_data = dir.join("hardened");
+    conclave::create_private_dir(&hard_data).unwrap();
+    drop(Store::open(&hard_data, StoreOptions::default()).unwrap());
+    // The certificate the running server made (self-signed is fine on loopback).
+    conclave::create_private_dir(&hard_data.join("tls")).unwrap();
+    for f in ["self-signed-cert.pem", "self-signed-key.pem"] {
+        std::fs::copy(data.join("tls").join(f), hard_data.join("tls").join(f)).unwrap();
+    }
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let hard = dir.join("hardened.toml");
+    std::fs::write(
+        &hard,
+        format!(
+            "data_dir = {hard_data:?}\n[access]\nmode = \"hosts\"\n[api]\nadmin_key_file = {key:?}\n"
+        ),
+    )
+    .unwrap();
+    let out = bin()
+        .args(["audit", "--json", "--config"])
+        .arg(&hard)
+        .env_remove("CONCLAVE_CONFIG")
+        .output()
+        .unwrap();
+    let findings: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let above_info: Vec<_> = findings
+        .iter()
+        .filter(|f| f["severity"] != "info")
+        .collect();
+    assert!(above_info.is_empty(), "{above_info:#?}");
+    assert_eq!(out.status.code(), Some(0), "{findings:#?}");
     drop(s);
     let _ = std::fs::remove_dir_all(&dir);
 }
