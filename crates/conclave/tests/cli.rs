@@ -162,3 +162,72 @@ fn config_check_exit_codes_are_ok_warnings_errors() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The record settings and commands refuse bad input with an error that names it, and
+/// change nothing: a retention of 0 (which would delete every row at once), a time that is
+/// not RFC 3339, a pseudonym mode that does not exist, a metrics key that is too short.
+#[test]
+fn record_settings_and_commands_name_bad_input() {
+    let dir = tmp("badrecords");
+    std::fs::create_dir_all(&dir).unwrap();
+    let refused = |toml: &str, want: &str, before_data_dir: bool| {
+        let cfg = dir.join("c.toml");
+        std::fs::write(&cfg, format!("data_dir = {:?}\n{toml}", dir.join("data"))).unwrap();
+        let out = bin()
+            .args(["serve", "--config"])
+            .arg(&cfg)
+            .env_remove("CONCLAVE_CONFIG")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{toml}: started");
+        assert!(err.contains(want), "{toml}: {err}");
+        // Settings errors are refused before anything is written. (A key file is read only
+        // when the server starts, after the data dir exists; the error still names it.)
+        if before_data_dir {
+            assert!(
+                !dir.join("data").exists(),
+                "{toml}: the data dir was created"
+            );
+        }
+    };
+    refused(
+        "[privacy]\nretention_days = 0\n",
+        "privacy.retention_days",
+        true,
+    );
+    refused(
+        "[audit]\nretention_days = 0\n",
+        "audit.retention_days",
+        true,
+    );
+    refused(
+        "[privacy]\npseudonymise_addresses = \"rot13\"\n",
+        "rot13",
+        true,
+    );
+    let short = dir.join("short.key");
+    std::fs::write(&short, "abc\n").unwrap();
+    refused(
+        &format!("[metrics]\nkey_file = {short:?}\n"),
+        "metrics.key_file",
+        false,
+    );
+
+    for args in [
+        &["connections", "list", "--since", "yesterday"][..],
+        &["audit-log", "export", "--since", "2026-13-01"][..],
+    ] {
+        let out = bin()
+            .args(args)
+            .arg("--data-dir")
+            .arg(dir.join("data"))
+            .env_remove("CONCLAVE_CONFIG")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(err.contains("RFC 3339"), "{args:?}: {err}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
