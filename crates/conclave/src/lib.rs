@@ -76,9 +76,19 @@ impl Drop for Tasks {
 }
 
 impl Server {
+    /// What `start` checks before it creates a file or binds a socket (`serve` calls it
+    /// before binding the HTTPS port): key files that must exist and be long enough.
+    /// Returns the metrics bearer key, if one is configured.
+    pub fn preflight(config: &Config) -> Result<Option<String>> {
+        config.metrics.key()
+    }
+
     /// Start on an already bound listener (so tests can bind port 0). Creates the data
     /// directory and the self-signed certificate when needed.
     pub async fn start(config: Config, listener: TcpListener) -> Result<Server> {
+        // Key files are read before anything is created or bound, so a bad one is named
+        // and nothing changes.
+        let metrics_key = Self::preflight(&config)?;
         create_private_dir(&config.data_dir).with_context(|| {
             format!("cannot create data directory {}", config.data_dir.display())
         })?;
@@ -277,7 +287,7 @@ impl Server {
             turn: turn_handle.clone(),
             store: store.clone(),
             counters: edges.counters.clone(),
-            key: config.metrics.key()?.map(Into::into),
+            key: metrics_key.map(Into::into),
         };
         let mut metrics_addr = None;
         if let Some(addr) = config.metrics.http_listen {

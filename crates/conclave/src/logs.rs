@@ -130,15 +130,17 @@ fn rfc3339(t: OffsetDateTime) -> String {
 
 /// Run `conclave connections ...`.
 pub fn connections(args: ConnectionsArgs) -> Result<()> {
+    let (query, format) = match &args.command {
+        ConnectionsCommand::List(q) => (q, None),
+        ConnectionsCommand::Export { query, format } => (query, Some(*format)),
+    };
+    // Arguments first: a bad one is named whether or not the database exists.
+    let since = parse_time(query.since.as_deref())?;
     let (config, store) = args.common.load()?;
     let keys = records::pseudonyms(&config, OffsetDateTime::now_utc())?;
     let forms = Forms {
         privacy: &config.privacy,
         keys: &keys,
-    };
-    let (query, format) = match &args.command {
-        ConnectionsCommand::List(q) => (q, None),
-        ConnectionsCommand::Export { query, format } => (query, Some(*format)),
     };
     let filter = ConnectionFilter {
         addresses: query
@@ -150,7 +152,7 @@ pub fn connections(args: ConnectionsArgs) -> Result<()> {
             .as_deref()
             .map(|r| forms.room_candidates(r))
             .unwrap_or_default(),
-        since: parse_time(query.since.as_deref())?,
+        since,
     };
     let rows = store
         .list_connections(&filter)
@@ -208,6 +210,10 @@ fn print_connections(rows: &[LoggedConnection]) {
 
 /// Run `conclave audit-log ...`; the exit code.
 pub fn audit_log(args: AuditLogArgs) -> Result<u8> {
+    let since = match &args.command {
+        AuditLogCommand::Export { since, .. } => parse_time(since.as_deref())?,
+        AuditLogCommand::Verify => None,
+    };
     let (config, store) = args.common.load()?;
     let key_file = config.audit_key_file();
     match args.command {
@@ -238,10 +244,9 @@ pub fn audit_log(args: AuditLogArgs) -> Result<u8> {
         }
         AuditLogCommand::Export {
             format,
-            since,
+            since: _,
             hostname,
         } => {
-            let since = parse_time(since.as_deref())?;
             let host = hostname.unwrap_or_else(host_name);
             let records = store.audit_records().map_err(|e| anyhow!("{e}"))?;
             for r in records.iter().filter(|r| since.is_none_or(|s| r.at >= s)) {

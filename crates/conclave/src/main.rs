@@ -336,6 +336,7 @@ fn init_log(filter: &str, format: conclave::config::LogFormat) {
 }
 
 async fn serve(config: Config) -> Result<()> {
+    Server::preflight(&config)?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;

@@ -185,6 +185,13 @@ impl Pebble {
             "pebble-challtestsrv",
             &dir.join("challtestsrv.log"),
         );
+        // pebble's validator queries this DNS server at once: wait until challtestsrv is up
+        // (its management port answers), or under load the first lookup is refused.
+        let up = (0..200).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            std::net::TcpStream::connect(("127.0.0.1", dns_mgmt)).is_ok()
+        });
+        assert!(up, "pebble-challtestsrv did not start within 10 s");
         let log = dir.join("pebble.log");
         let pebble = spawn(
             Command::new("pebble")
