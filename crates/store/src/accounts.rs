@@ -38,6 +38,40 @@ impl AccountStatus {
     }
 }
 
+/// What an account may do in meetings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AccountRole {
+    /// Opens rooms and moderates them (the default, and what every account was before
+    /// schema version 5).
+    #[default]
+    Moderator,
+    /// Signs in and joins with the account's name, without moderating.
+    Member,
+}
+
+impl AccountRole {
+    /// As stored and shown: `moderator` or `member`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccountRole::Moderator => "moderator",
+            AccountRole::Member => "member",
+        }
+    }
+}
+
+impl std::str::FromStr for AccountRole {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "moderator" => Ok(AccountRole::Moderator),
+            "member" => Ok(AccountRole::Member),
+            other => Err(format!(
+                "a role is \"moderator\" or \"member\", not {other:?}"
+            )),
+        }
+    }
+}
+
 /// A local account, without its password hash.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Account {
@@ -57,6 +91,8 @@ pub struct Account {
     pub expires_at: Option<OffsetDateTime>,
     /// The last password change after creation, if any.
     pub password_changed_at: Option<OffsetDateTime>,
+    /// Moderator or member.
+    pub role: AccountRole,
 }
 
 impl Account {
@@ -106,7 +142,10 @@ pub enum LoginError {
 /// The account columns, in the order [`account_from_row`] reads them.
 pub(crate) const ACCOUNT_COLUMNS: &str = "users.id, users.username, users.display_name, \
      users.status, users.created_at, users.last_login_at, users.expires_at, \
-     users.password_changed_at";
+     users.password_changed_at, users.role";
+
+/// How many columns [`ACCOUNT_COLUMNS`] has (the index of the next one).
+pub(crate) const ACCOUNT_COLUMN_COUNT: usize = 9;
 
 /// Read the [`ACCOUNT_COLUMNS`] of a row.
 pub(crate) fn account_from_row(r: &Row<'_>) -> rusqlite::Result<Account> {
@@ -136,6 +175,10 @@ pub(crate) fn account_from_row(r: &Row<'_>) -> rusqlite::Result<Account> {
         last_login_at: opt_time(5)?,
         expires_at: opt_time(6)?,
         password_changed_at: opt_time(7)?,
+        role: match r.get::<_, String>(8)?.as_str() {
+            "member" => AccountRole::Member,
+            _ => AccountRole::Moderator,
+        },
     })
 }
 
@@ -199,6 +242,19 @@ impl Store {
             .lock()
             .query_row(&sql, [id.0], account_from_row)
             .optional()?)
+    }
+
+    /// Set an account's role. Its sessions stay (the role is read at each join).
+    pub fn set_role(&self, username: &str, role: AccountRole) -> Result<(), Error> {
+        let username = normalize_username(username)?;
+        let n = self.lock().execute(
+            "UPDATE users SET role = ?2 WHERE username = ?1",
+            params![username, role.as_str()],
+        )?;
+        if n == 0 {
+            return Err(Error::UnknownUser(username));
+        }
+        Ok(())
     }
 
     /// Every account, ordered by username.
@@ -338,7 +394,10 @@ impl Store {
         let found = self
             .lock()
             .query_row(&sql, [&username], |r| {
-                Ok((account_from_row(r)?, r.get::<_, String>(8)?))
+                Ok((
+                    account_from_row(r)?,
+                    r.get::<_, String>(ACCOUNT_COLUMN_COUNT)?,
+                ))
             })
             .optional()
             .map_err(Error::from)?;

@@ -99,6 +99,29 @@ pub enum Error {
         /// Records in the log.
         records: usize,
     },
+    /// The factor key file could not be read or created.
+    #[error("factor key {path}: {source}")]
+    FactorKey {
+        /// The key file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The factor key is gone but accounts have TOTP secrets sealed with it.
+    #[error(
+        "factor key {path} is missing, but {accounts} accounts have an authenticator app sealed \
+         with it: restore the key from your backup, or reset their factors with \
+         `conclave user reset-factors NAME` after moving the key aside"
+    )]
+    FactorKeyMissing {
+        /// The key file.
+        path: PathBuf,
+        /// Accounts with a TOTP secret.
+        accounts: usize,
+    },
+    /// A sealed TOTP secret does not open with the key (wrong key, or the row was changed).
+    #[error("the authenticator secret of account {0} does not open with the factor key")]
+    FactorSealBroken(String),
     /// Argon2 failed (only on impossible parameters or out of memory).
     #[error("password hashing failed: {0}")]
     Hash(String),

@@ -1,5 +1,5 @@
 //! Conclave's storage: one SQLite file (`conclave.db` in the data directory) holding local
-//! accounts, sign-in sessions, room reservations, the connection log and the audit log.
+//! accounts, their second factors, sign-in sessions, room reservations, the connection log and the audit log.
 //!
 //! - Durability: WAL journal, `synchronous = FULL`, so a commit that returned survives a
 //!   `kill -9` (and a power cut); tested by killing a writer process at random moments.
@@ -17,6 +17,7 @@ mod accounts;
 mod audit;
 mod connections;
 mod error;
+mod factors;
 mod migrations;
 mod names;
 mod password;
@@ -30,10 +31,14 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
-pub use accounts::{Account, AccountId, AccountStatus, LoginError};
+pub use accounts::{Account, AccountId, AccountRole, AccountStatus, LoginError};
 pub use audit::{AuditEvent, AuditKey, AuditRecord, AuditVerdict, Tamper};
 pub use connections::{ConnectionFilter, LoggedConnection};
 pub use error::Error;
+pub use factors::{
+    FACTORS_KEY_FILE, FactorError, FactorKey, Factors, RECOVERY_CODES, SessionFactor, TOTP_DIGITS,
+    TOTP_SECRET_BYTES, TOTP_STEP_SECS, TotpEnrolment, base32, hotp, totp_step,
+};
 pub use migrations::SCHEMA_VERSION;
 pub use names::{DisplayNameError, MAX_DISPLAY_NAME_CHARS, MAX_USERNAME_CHARS, UsernameError};
 pub use names::{normalize_display_name, normalize_username};
@@ -201,5 +206,7 @@ fn from_unix(idx: usize, secs: i64) -> rusqlite::Result<OffsetDateTime> {
     })
 }
 
+#[cfg(test)]
+mod factor_tests;
 #[cfg(test)]
 mod tests;

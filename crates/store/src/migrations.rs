@@ -38,6 +38,10 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "connection log and audit log",
         sql: include_str!("migrations/004_privacy_audit.sql"),
     },
+    Migration {
+        name: "account roles and second factors",
+        sql: include_str!("migrations/005_factors.sql"),
+    },
 ];
 
 /// The schema version this binary writes and understands.

@@ -8,7 +8,10 @@ use rusqlite::{OptionalExtension, params};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
-use crate::accounts::{ACCOUNT_COLUMNS, Account, AccountId, account_from_row};
+use crate::accounts::{
+    ACCOUNT_COLUMN_COUNT, ACCOUNT_COLUMNS, Account, AccountId, account_from_row,
+};
+use crate::factors::SessionFactor;
 use crate::{Error, Store, unix};
 
 /// Length of a session token in characters: 32 bytes in base64url without padding.
@@ -34,7 +37,7 @@ impl std::fmt::Debug for NewSession {
     }
 }
 
-fn token_hash(token: &str) -> [u8; 32] {
+pub(crate) fn token_hash(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
@@ -47,15 +50,38 @@ impl Store {
         account: AccountId,
         now: OffsetDateTime,
     ) -> Result<NewSession, Error> {
+        self.create_session_with(
+            account,
+            SessionFactor::Password,
+            self.options.session_lifetime,
+            now,
+        )
+    }
+
+    /// Start a session signed in with `factor`, valid for `lifetime` (see
+    /// [`Store::create_session`]).
+    pub fn create_session_with(
+        &self,
+        account: AccountId,
+        factor: SessionFactor,
+        lifetime: time::Duration,
+        now: OffsetDateTime,
+    ) -> Result<NewSession, Error> {
         let mut bytes = [0u8; TOKEN_BYTES];
         // ThreadRng is a CSPRNG (ChaCha12) seeded from the operating system.
         rand::rng().fill_bytes(&mut bytes);
         let token = Base64UrlUnpadded::encode_string(&bytes);
-        let expires_at = now + self.options.session_lifetime;
+        let expires_at = now + lifetime;
         let inserted = self.lock().execute(
-            "INSERT INTO sessions (token_hash, user_id, created_at, expires_at)
-             VALUES (?1, ?2, ?3, ?4)",
-            params![token_hash(&token), account.0, unix(now), unix(expires_at)],
+            "INSERT INTO sessions (token_hash, user_id, created_at, expires_at, factor)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                token_hash(&token),
+                account.0,
+                unix(now),
+                unix(expires_at),
+                factor.as_str()
+            ],
         );
         match inserted {
             Ok(_) => Ok(NewSession { token, expires_at }),
@@ -92,6 +118,55 @@ impl Store {
                 account_from_row,
             )
             .optional()?)
+    }
+
+    /// Like [`Store::session_account`], with the factor the session was signed in with.
+    pub fn session(
+        &self,
+        token: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<(Account, SessionFactor)>, Error> {
+        if token.len() != TOKEN_CHARS {
+            return Ok(None);
+        }
+        let sql = format!(
+            "SELECT {ACCOUNT_COLUMNS}, sessions.factor FROM sessions
+               JOIN users ON users.id = sessions.user_id
+             WHERE sessions.token_hash = ?1 AND sessions.expires_at > ?2
+               AND users.status = 'active'
+               AND (users.expires_at IS NULL OR users.expires_at > ?2)"
+        );
+        let found = self
+            .lock()
+            .query_row(&sql, params![token_hash(token), unix(now)], |r| {
+                Ok((
+                    account_from_row(r)?,
+                    r.get::<_, String>(ACCOUNT_COLUMN_COUNT)?,
+                ))
+            })
+            .optional()?;
+        Ok(found.map(|(a, f)| {
+            (
+                a,
+                SessionFactor::parse(&f).unwrap_or(SessionFactor::Password),
+            )
+        }))
+    }
+
+    /// Replace a session by a new one signed in with `factor` (after a second factor): the
+    /// old token stops working, so a token seen before the second factor is worth nothing.
+    pub fn upgrade_session(
+        &self,
+        token: &str,
+        factor: SessionFactor,
+        now: OffsetDateTime,
+    ) -> Result<Option<NewSession>, Error> {
+        let Some((account, _)) = self.session(token, now)? else {
+            return Ok(None);
+        };
+        self.revoke_session(token)?;
+        self.create_session_with(account.id, factor, self.options.session_lifetime, now)
+            .map(Some)
     }
 
     /// End one session (sign-out). Returns whether it existed.

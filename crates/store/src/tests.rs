@@ -50,6 +50,37 @@ fn pragma<T: rusqlite::types::FromSql>(conn: &Connection, name: &str) -> T {
         .unwrap()
 }
 
+/// An account as a binary before schema version 5 wrote it (no role column).
+fn old_account(store: &Store) -> AccountId {
+    let conn = store.lock();
+    conn.execute(
+        "INSERT INTO users (username, display_name, password_hash, status, created_at)
+         VALUES ('ada', 'Ada', ?1, 'active', ?2)",
+        rusqlite::params![password::hash(PW).unwrap(), unix(T0)],
+    )
+    .unwrap();
+    AccountId(conn.last_insert_rowid())
+}
+
+/// A session as a binary before schema version 5 wrote it (no factor column).
+fn old_session(store: &Store, account: AccountId) -> String {
+    let token = "A".repeat(TOKEN_CHARS);
+    store
+        .lock()
+        .execute(
+            "INSERT INTO sessions (token_hash, user_id, created_at, expires_at)
+             VALUES (?1, ?2, ?3, ?4)",
+            rusqlite::params![
+                sessions::token_hash(&token),
+                account.0,
+                unix(T0),
+                unix(T0) + 3600
+            ],
+        )
+        .unwrap();
+    token
+}
+
 #[test]
 fn store_can_be_shared_across_threads() {
     fn shareable<T: Send + Sync + 'static>() {}
@@ -61,7 +92,7 @@ fn new_database_is_current_durable_and_private() {
     let dir = TempDir::new();
     let store = open(&dir);
     assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
-    assert_eq!(SCHEMA_VERSION, 4);
+    assert_eq!(SCHEMA_VERSION, 5);
     assert_eq!(store.integrity_check().unwrap(), "ok");
     {
         let conn = store.lock();
@@ -90,7 +121,7 @@ fn each_migration_is_one_transaction_from_empty() {
         let conn = open_at_version(&dir.db(), v).unwrap();
         assert_eq!(migrations::user_version(&conn).unwrap() as usize, v);
     }
-    let conn = open_at_version(&dir.db(), 4).unwrap();
+    let conn = open_at_version(&dir.db(), 5).unwrap();
     let tables: Vec<String> = conn
         .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name")
         .unwrap()
@@ -104,8 +135,10 @@ fn each_migration_is_one_transaction_from_empty() {
             "audit_anchor",
             "audit_log",
             "connection_log",
+            "recovery_codes",
             "reservations",
             "sessions",
+            "totp",
             "users"
         ]
     );
@@ -123,8 +156,8 @@ fn upgrade_from_version_2_keeps_accounts_and_sessions_and_adds_reservations() {
             path: dir.db(),
             options: StoreOptions::default(),
         };
-        let acc = store.add_account("ada", "Ada", PW, T0).unwrap();
-        store.create_session(acc.id, T0).unwrap().token
+        let acc = old_account(&store);
+        old_session(&store, acc)
     };
     let store = open(&dir);
     assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
@@ -217,7 +250,7 @@ fn upgrade_from_version_3_keeps_everything_and_adds_the_logs() {
             path: dir.db(),
             options: StoreOptions::default(),
         };
-        let acc = store.add_account("ada", "Ada", PW, T0).unwrap();
+        let acc = old_account(&store);
         let r = Reservation {
             room: "reserved-room-00000001".into(),
             owner: "ada".into(),
@@ -227,14 +260,18 @@ fn upgrade_from_version_3_keeps_everything_and_adds_the_logs() {
             lobby: true,
         };
         store.add_reservation(&r, T0).unwrap();
-        store.create_session(acc.id, T0).unwrap().token
+        old_session(&store, acc)
     };
     let store = open(&dir);
-    assert_eq!(store.schema_version().unwrap(), 4);
+    assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
     assert_eq!(
         store.session_account(&token, T0).unwrap().unwrap().username,
         "ada"
     );
+    // Version 5: the old account moderates, the old session was a password sign-in.
+    let (acc, factor) = store.session(&token, T0).unwrap().unwrap();
+    assert_eq!(acc.role, AccountRole::Moderator);
+    assert_eq!(factor, SessionFactor::Password);
     assert_eq!(store.list_reservations().unwrap().len(), 1);
     let id = store.log_join("192.0.2.1", "room", T0).unwrap();
     store.log_leave(id, T0).unwrap();
@@ -256,7 +293,7 @@ fn a_database_from_a_newer_binary_is_refused_and_left_alone() {
             err,
             Error::SchemaTooNew {
                 found: 99,
-                known: 4,
+                known: SCHEMA_VERSION,
                 ..
             }
         ),
