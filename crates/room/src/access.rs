@@ -62,6 +62,9 @@ pub enum Identity {
         username: String,
         /// Display name from the account (read-only in meetings).
         name: String,
+        /// The account's role is moderator (it opens rooms and moderates); a member account
+        /// joins as a participant.
+        moderator: bool,
     },
     /// Holds a verified token (signature, expiry, audience and issuer checked at the edge).
     Token {
@@ -147,7 +150,10 @@ pub enum BanKey {
 /// The role a joiner gets. `first_in_room`: the room has no participant yet.
 pub fn role_at_join(mode: AccessMode, identity: &Identity, first_in_room: bool) -> Role {
     match identity {
-        Identity::Account { .. } => Role::Moderator,
+        Identity::Account {
+            moderator: true, ..
+        } => Role::Moderator,
+        Identity::Account { .. } => Role::Participant,
         Identity::Token {
             moderator: true, ..
         } => Role::Moderator,

@@ -30,6 +30,7 @@ fn account(user: &str) -> Identity {
     Identity::Account {
         username: user.into(),
         name: format!("{user} (account)"),
+        moderator: true,
     }
 }
 
@@ -790,6 +791,13 @@ fn hosts_mode_guests_wait_for_a_host_and_knock() {
         lobby_bypass: true,
     };
     assert_eq!(joined_role(&w.enter(5, token), 5), Some(Role::Participant));
+    // A member account (role "member") walks in with its name, without moderating.
+    let member = Identity::Account {
+        username: "pupil".into(),
+        name: "Pupil".into(),
+        moderator: false,
+    };
+    assert_eq!(joined_role(&w.enter(7, member), 7), Some(Role::Participant));
     // A guest without bypass knocks.
     w.connect(6, guest("g6"));
     assert!(waits(&w.join(6, None), 6).is_some());
