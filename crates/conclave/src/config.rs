@@ -328,6 +328,10 @@ pub struct AccountsConfig {
     pub password_min_chars: usize,
     /// Hours a sign-in session lasts from sign-in (1 to 8760).
     pub session_hours: u64,
+    /// Who must use a second factor (an authenticator app) to sign in.
+    pub mfa: MfaPolicy,
+    /// The name authenticator apps show for this server's accounts (1 to 64 characters).
+    pub totp_issuer: String,
 }
 
 impl Default for AccountsConfig {
@@ -335,6 +339,45 @@ impl Default for AccountsConfig {
         AccountsConfig {
             password_min_chars: conclave_store::DEFAULT_MIN_PASSWORD_CHARS,
             session_hours: 12,
+            mfa: MfaPolicy::default(),
+            totp_issuer: "Conclave".into(),
+        }
+    }
+}
+
+/// `[accounts] mfa`: who must sign in with a second factor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MfaPolicy {
+    /// No second factor is offered or asked for.
+    Off,
+    /// Accounts may set up an authenticator app; those that did must use it.
+    #[default]
+    Optional,
+    /// As optional, and accounts with the moderator role must set one up at their next
+    /// sign-in before they can open a room.
+    Moderators,
+    /// Every account must set one up at its next sign-in.
+    Required,
+}
+
+impl MfaPolicy {
+    /// As written in the config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MfaPolicy::Off => "off",
+            MfaPolicy::Optional => "optional",
+            MfaPolicy::Moderators => "moderators",
+            MfaPolicy::Required => "required",
+        }
+    }
+
+    /// Whether an account with `role` must have a second factor.
+    pub fn requires(self, role: conclave_store::AccountRole) -> bool {
+        match self {
+            MfaPolicy::Off | MfaPolicy::Optional => false,
+            MfaPolicy::Moderators => role == conclave_store::AccountRole::Moderator,
+            MfaPolicy::Required => true,
         }
     }
 }
@@ -671,6 +714,17 @@ impl Config {
         }
         if !(1..=MAX_SESSION_HOURS).contains(&self.accounts.session_hours) {
             bail!("accounts.session_hours must be between 1 and {MAX_SESSION_HOURS}");
+        }
+        let issuer = &self.accounts.totp_issuer;
+        if issuer.trim().is_empty()
+            || issuer.chars().count() > 64
+            || issuer.contains(':')
+            || issuer.chars().any(char::is_control)
+        {
+            bail!(
+                "accounts.totp_issuer must be 1 to 64 characters without ':' or control \
+                 characters (authenticator apps show it), not {issuer:?}"
+            );
         }
         let max = crate::records::MAX_RETENTION_DAYS;
         if !(1..=max).contains(&self.privacy.retention_days) {

@@ -124,6 +124,12 @@ pub const ADDED: &[Added] = &[
         version: "0.3.0",
         why: "Prometheus /metrics, off by default; keep http_listen on loopback or use key_file",
     },
+    Added {
+        key: "accounts.mfa",
+        version: "0.4.0",
+        why: "second factor (authenticator app and recovery codes) for local accounts; \
+              \"moderators\" or \"required\" makes accounts set one up at their next sign-in",
+    },
 ];
 
 /// Every key this version knows, as `section.key` paths.
@@ -372,6 +378,14 @@ pub fn loosened(c: &Config) -> Vec<Finding> {
                 "{} h: sign-in sessions last longer than the default {} h",
                 c.accounts.session_hours, d.accounts.session_hours
             ),
+        );
+    }
+    if c.accounts.mfa == crate::config::MfaPolicy::Off {
+        warn(
+            "accounts.mfa",
+            "\"off\": accounts sign in with a password alone and cannot set up an \
+             authenticator app"
+                .to_owned(),
         );
     }
     let (a, da) = (&c.attempts, &d.attempts);

@@ -13,7 +13,7 @@ use std::path::Path;
 use conclave_store::{OffsetDateTime, Store};
 use serde::Serialize;
 
-use crate::config::{AccessModeConfig, Config};
+use crate::config::{AccessModeConfig, Config, MfaPolicy};
 
 /// How bad a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -118,6 +118,24 @@ pub fn config_findings(c: &Config) -> Vec<Finding> {
             "set meeting.e2ee = \"required\" (the default)",
             "Conclave default; BSI Jitsi 2.10 (E2EE)",
         ));
+    }
+    match c.accounts.mfa {
+        MfaPolicy::Off => out.push(finding(
+            "config.mfa",
+            Medium,
+            "accounts.mfa = \"off\": accounts sign in with a password alone",
+            "set accounts.mfa = \"moderators\" or \"required\"",
+            "BSI ORP.4.A21 (multi-factor authentication); Conclave R12",
+        )),
+        MfaPolicy::Optional => out.push(finding(
+            "config.mfa",
+            Info,
+            "accounts.mfa = \"optional\": moderators may sign in with a password alone",
+            "set accounts.mfa = \"moderators\" so every account that opens rooms uses an \
+             authenticator app",
+            "BSI ORP.4.A21 (multi-factor authentication); Conclave R12",
+        )),
+        MfaPolicy::Moderators | MfaPolicy::Required => {}
     }
     if c.access.room_password_min_chars < 8 {
         out.push(finding(

@@ -85,6 +85,28 @@ pub fn router(
                 .layer(axum::extract::DefaultBodyLimit::max(MAX_API_BODY)),
         )
         .route(
+            "/api/session/second-factor",
+            axum::routing::post(crate::second_factor::second_factor)
+                .layer(axum::extract::DefaultBodyLimit::max(MAX_API_BODY)),
+        )
+        .route("/api/account/factors", get(crate::second_factor::factors))
+        .route(
+            "/api/account/totp",
+            axum::routing::post(crate::second_factor::begin_totp)
+                .delete(crate::second_factor::remove_totp)
+                .layer(axum::extract::DefaultBodyLimit::max(MAX_API_BODY)),
+        )
+        .route(
+            "/api/account/totp/confirm",
+            axum::routing::post(crate::second_factor::confirm_totp)
+                .layer(axum::extract::DefaultBodyLimit::max(MAX_API_BODY)),
+        )
+        .route(
+            "/api/account/recovery-codes",
+            axum::routing::post(crate::second_factor::new_recovery_codes)
+                .layer(axum::extract::DefaultBodyLimit::max(MAX_API_BODY)),
+        )
+        .route(
             "/api/rooms",
             get(rooms_api::list)
                 .post(rooms_api::create)
@@ -254,6 +276,7 @@ async fn websocket(
         .flatten();
     let identity = match account {
         Some(a) => Identity::Account {
+            moderator: a.role == conclave_store::AccountRole::Moderator,
             username: a.username,
             name: a.display_name,
         },

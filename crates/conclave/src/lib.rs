@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod plain_http;
 pub mod records;
 pub mod rooms_api;
+pub mod second_factor;
 pub mod signin;
 pub mod tls;
 pub mod turn;
@@ -297,10 +298,15 @@ impl Server {
             metrics_addr = Some(l.local_addr()?);
             tasks.push(tokio::spawn(metrics::serve(l, monitor.clone())));
         }
+        let factor_key = conclave_store::FactorKey::load_or_create(
+            &config.data_dir.join(conclave_store::FACTORS_KEY_FILE),
+            &store,
+        )?;
         let signin = signin::SignIn::new(
             store,
             config.attempts.throttle(),
-            config.accounts.session_hours * 3600,
+            &config.accounts,
+            factor_key,
             edges,
         );
         let public = http::PublicSettings {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Subcommand;
 use conclave::config::Config;
-use conclave_store::{Account, MAX_PASSWORD_BYTES, OffsetDateTime, Store};
+use conclave_store::{Account, AccountRole, MAX_PASSWORD_BYTES, OffsetDateTime, Store};
 use time::format_description::well_known::Rfc3339;
 
 /// Arguments of `conclave user`.
@@ -34,6 +34,24 @@ enum UserCommand {
         /// Read the password from the first line of standard input instead of asking
         #[arg(long)]
         password_stdin: bool,
+        /// "moderator" (opens rooms and moderates them) or "member" (joins with the account's
+        /// name, without moderating)
+        #[arg(long, default_value = "moderator")]
+        role: String,
+    },
+    /// Set an account's role: "moderator" or "member" (applies from its next join)
+    Role {
+        /// The account
+        username: String,
+        /// "moderator" or "member"
+        role: String,
+    },
+    /// Remove an account's authenticator app and recovery codes (a lost phone) and sign it
+    /// out everywhere; under [accounts] mfa = "moderators" or "required" it sets up a new
+    /// app at its next sign-in
+    ResetFactors {
+        /// The account
+        username: String,
     },
     /// List accounts with status, creation, last login and expiry
     List {
@@ -99,9 +117,13 @@ pub fn run(args: UserArgs) -> Result<()> {
             username,
             name,
             password_stdin,
+            role,
         } => {
             // Everything that can be checked before the password is checked first, so
             // nobody types a password twice for nothing.
+            let role: AccountRole = role
+                .parse()
+                .map_err(|e| anyhow!("cannot add user: --role: {e}"))?;
             let username = conclave_store::normalize_username(&username)
                 .map_err(|e| anyhow!("cannot add user: {e}"))?;
             conclave_store::normalize_display_name(&name)
@@ -113,15 +135,81 @@ pub fn run(args: UserArgs) -> Result<()> {
             let account = store
                 .add_account(&username, &name, &password, now)
                 .map_err(|e| anyhow!("cannot add user {username}: {e}"))?;
-            println!("added user {} ({})", account.username, account.display_name);
-            audit(&config, &store, "account.add", &account.username, "")?;
+            if role != AccountRole::Moderator {
+                store
+                    .set_role(&account.username, role)
+                    .map_err(|e| anyhow!("added user {username}, but cannot set its role: {e}"))?;
+            }
+            println!(
+                "added user {} ({}, {})",
+                account.username,
+                account.display_name,
+                role.as_str()
+            );
+            audit(
+                &config,
+                &store,
+                "account.add",
+                &account.username,
+                &format!("role {}", role.as_str()),
+            )?;
+        }
+        UserCommand::Role { username, role } => {
+            let role: AccountRole = role
+                .parse()
+                .map_err(|e| anyhow!("cannot set the role: {e}"))?;
+            store
+                .set_role(&username, role)
+                .map_err(|e| anyhow!("cannot set the role: {e}"))?;
+            let username = canonical(&username);
+            println!("{username} is now a {}", role.as_str());
+            audit(
+                &config,
+                &store,
+                "account.role",
+                &username,
+                &format!("role {}", role.as_str()),
+            )?;
+        }
+        UserCommand::ResetFactors { username } => {
+            let account = store
+                .account(&username)
+                .map_err(flat)?
+                .ok_or_else(|| anyhow!("cannot reset the second factors: no user {username:?}"))?;
+            let had = store.reset_factors(account.id).map_err(flat)?;
+            let revoked = store.revoke_sessions(account.id).map_err(flat)?;
+            println!(
+                "{}: {}{}",
+                account.username,
+                if had {
+                    "authenticator app and recovery codes removed"
+                } else {
+                    "had no second factor"
+                },
+                signed_out(revoked)
+            );
+            audit(
+                &config,
+                &store,
+                "account.factors_reset",
+                &account.username,
+                if had { "removed" } else { "none" },
+            )?;
         }
         UserCommand::List { json } => {
             let accounts = store.list_accounts().map_err(flat)?;
+            let with_factors = accounts
+                .into_iter()
+                .map(|a| {
+                    let f = store.factors(a.id)?;
+                    Ok((a, f))
+                })
+                .collect::<Result<Vec<_>, conclave_store::Error>>()
+                .map_err(flat)?;
             if json {
-                print_json(&accounts, now)?;
+                print_json(&with_factors, now)?;
             } else {
-                print_table(&accounts, now);
+                print_table(&with_factors, now);
             }
         }
         UserCommand::Passwd {
@@ -304,7 +392,7 @@ fn fmt_time(t: Option<OffsetDateTime>) -> String {
     }
 }
 
-fn print_table(accounts: &[Account], now: OffsetDateTime) {
+fn print_table(accounts: &[(Account, conclave_store::Factors)], now: OffsetDateTime) {
     if accounts.is_empty() {
         println!("no users");
         return;
@@ -313,17 +401,21 @@ fn print_table(accounts: &[Account], now: OffsetDateTime) {
         "USERNAME",
         "DISPLAY NAME",
         "STATUS",
+        "ROLE",
+        "2FA",
         "CREATED",
         "LAST LOGIN",
         "EXPIRES",
     ];
-    let rows: Vec<[String; 6]> = accounts
+    let rows: Vec<[String; 8]> = accounts
         .iter()
-        .map(|a| {
+        .map(|(a, f)| {
             [
                 a.username.clone(),
                 a.display_name.clone(),
                 a.state(now).to_owned(),
+                a.role.as_str().to_owned(),
+                if f.totp { "app" } else { "-" }.to_owned(),
                 fmt_time(Some(a.created_at)),
                 fmt_time(a.last_login_at),
                 fmt_time(a.expires_at),
@@ -353,18 +445,21 @@ fn print_table(accounts: &[Account], now: OffsetDateTime) {
     }
 }
 
-fn print_json(accounts: &[Account], now: OffsetDateTime) -> Result<()> {
+fn print_json(accounts: &[(Account, conclave_store::Factors)], now: OffsetDateTime) -> Result<()> {
     let time = |t: Option<OffsetDateTime>| match t {
         Some(_) => serde_json::Value::String(fmt_time(t)),
         None => serde_json::Value::Null,
     };
     let list: Vec<serde_json::Value> = accounts
         .iter()
-        .map(|a| {
+        .map(|(a, f)| {
             serde_json::json!({
                 "username": a.username,
                 "display_name": a.display_name,
                 "status": a.state(now),
+                "role": a.role.as_str(),
+                "totp": f.totp,
+                "recovery_codes_left": f.recovery_codes_left,
                 "created_at": time(Some(a.created_at)),
                 "last_login_at": time(a.last_login_at),
                 "expires_at": time(a.expires_at),

@@ -265,3 +265,198 @@ async fn public_settings_tell_a_page_the_meeting_defaults_and_access_mode() {
     assert_eq!(v["settings"]["audio_only"], true);
     assert_eq!(v["tokens"], false);
 }
+
+/// RFC 4648 base32 (no padding) to bytes.
+fn unbase32(s: &str) -> Vec<u8> {
+    let (mut out, mut acc, mut bits) = (Vec::new(), 0u32, 0);
+    for c in s.bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'2'..=b'7' => c - b'2' + 26,
+            _ => panic!("not base32: {s}"),
+        };
+        acc = (acc << 5) | u32::from(v);
+        bits += 5;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    out
+}
+
+/// Join `ROOM` over a raw WebSocket with `cookie` and return the first answer that is not an
+/// offer.
+async fn join_with(url: &str, cookie: &str) -> ServerMessage {
+    let mut ws = conclave_load::connect_with_cookie(url, cookie)
+        .await
+        .unwrap();
+    ws.send(&ClientMessage::Join {
+        v: 1,
+        room: ROOM.into(),
+        name: "whoever".into(),
+        password: None,
+        token: None,
+    })
+    .await
+    .unwrap();
+    ws.recv_until(Duration::from_secs(10), |m| {
+        !matches!(m, ServerMessage::Offer { .. })
+    })
+    .await
+    .unwrap()
+}
+
+/// `mfa = "moderators"` over raw HTTPS and WebSockets: the password alone gives a half
+/// session that joins as an anonymous guest (lobby), cannot use the code endpoint, and only
+/// sets up an app; the app's code gives a new full session (the half one is dead) that joins
+/// as moderator; code guessing is throttled like password guessing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_half_session_is_no_account_until_the_second_factor() {
+    let srv = start(|c| {
+        c.access.mode = conclave::config::AccessModeConfig::Hosts;
+        c.accounts.mfa = conclave::config::MfaPolicy::Moderators;
+    })
+    .await;
+    let store = Store::open(&srv.dir, StoreOptions::default()).unwrap();
+    store
+        .add_account("hanna", "Hanna Host", PASSWORD, OffsetDateTime::now_utc())
+        .unwrap();
+    let post = |path: &'static str, cookie: String, body: String| {
+        let url = srv.url.clone();
+        async move { https(&url, "POST", path, &[JSON, ("cookie", &cookie)], &body).await }
+    };
+
+    let r = https(
+        &srv.url,
+        "POST",
+        "/api/session",
+        &[JSON],
+        &creds("hanna", PASSWORD),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(r.body.contains("\"next\":\"enrol\""), "{}", r.body);
+    assert!(
+        r.headers["set-cookie"]
+            .to_str()
+            .unwrap()
+            .contains("Max-Age=600"),
+        "{r:?}"
+    );
+    let half = r.cookie("conclave_session").unwrap();
+    let me = https(&srv.url, "GET", "/api/session", &[("cookie", &half)], "").await;
+    assert_eq!(me.status, 401);
+    assert!(me.body.contains("\"next\":\"enrol\""), "{}", me.body);
+    // The half session is nobody on the WebSocket: a guest who waits.
+    let m = join_with(&srv.url, &half).await;
+    assert!(matches!(m, ServerMessage::Lobby { .. }), "{m:?}");
+    // It cannot skip the set-up through the code endpoint.
+    let r = post(
+        "/api/session/second-factor",
+        half.clone(),
+        r#"{"code":"123456"}"#.into(),
+    )
+    .await;
+    assert_eq!(r.status, 409, "{r:?}");
+    // Set-up from another origin is refused; from ours it gives the secret.
+    let r = https(
+        &srv.url,
+        "POST",
+        "/api/account/totp",
+        &[JSON, ("cookie", &half), ("origin", "https://evil.example")],
+        "{}",
+    )
+    .await;
+    assert_eq!(r.status, 403, "{r:?}");
+    let r = post("/api/account/totp", half.clone(), "{}".into()).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    let secret = unbase32(v["secret"].as_str().unwrap());
+    assert_eq!(secret.len(), 20);
+    let code_at = |offset: i64| {
+        let t = OffsetDateTime::now_utc() + time::Duration::seconds(offset);
+        format!(
+            "{:06}",
+            conclave_store::hotp(&secret, conclave_store::totp_step(t) as u64, 6)
+        )
+    };
+    let r = post(
+        "/api/account/totp/confirm",
+        half.clone(),
+        serde_json::json!({"code": code_at(0)}).to_string(),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(v["recovery_codes"].as_array().unwrap().len(), 10);
+    let full = r.cookie("conclave_session").unwrap();
+    assert_ne!(full, half);
+    let me = https(&srv.url, "GET", "/api/session", &[("cookie", &half)], "").await;
+    assert!(
+        me.body.contains("signed_out"),
+        "the half token is dead: {me:?}"
+    );
+    let m = join_with(&srv.url, &full).await;
+    assert!(
+        matches!(
+            m,
+            ServerMessage::Joined {
+                role: Role::Moderator,
+                ..
+            }
+        ),
+        "{m:?}"
+    );
+    // No second app; and the policy keeps this one.
+    let r = post("/api/account/totp", full.clone(), "{}".into()).await;
+    assert_eq!(r.status, 409, "{r:?}");
+    let r = https(
+        &srv.url,
+        "DELETE",
+        "/api/account/totp",
+        &[JSON, ("cookie", &full)],
+        &serde_json::json!({"code": code_at(30)}).to_string(),
+    )
+    .await;
+    assert_eq!(r.status, 403, "{r:?}");
+    assert!(r.body.contains("mfa_required"), "{}", r.body);
+
+    // The next sign-in waits for a code; guessing it is throttled as passwords are.
+    let r = https(
+        &srv.url,
+        "POST",
+        "/api/session",
+        &[JSON],
+        &creds("hanna", PASSWORD),
+    )
+    .await;
+    assert!(r.body.contains("\"next\":\"second_factor\""), "{}", r.body);
+    let half = r.cookie("conclave_session").unwrap();
+    // Wrong for sure: none of the codes of the window (a step either side, with room for a
+    // step change during the test).
+    let window: Vec<String> = [-60, -30, 0, 30, 60].map(code_at).to_vec();
+    let guesses = (0..1_000_000u32)
+        .map(|n| format!("{n:06}"))
+        .filter(|g| !window.contains(g));
+    let mut statuses = Vec::new();
+    for guess in guesses.take(7) {
+        let r = post(
+            "/api/session/second-factor",
+            half.clone(),
+            serde_json::json!({ "code": guess }).to_string(),
+        )
+        .await;
+        statuses.push(r.status);
+    }
+    assert_eq!(&statuses[..6], &[401; 6], "{statuses:?}");
+    assert_eq!(statuses[6], 429, "{statuses:?}");
+    // Malformed bodies are named, not guessed.
+    let r = post(
+        "/api/session/second-factor",
+        half,
+        r#"{"code":"1","recovery_code":"2"}"#.into(),
+    )
+    .await;
+    assert_eq!(r.status, 400, "{r:?}");
+}

@@ -95,7 +95,10 @@ fn row<'a>(list: &'a [serde_json::Value], username: &str) -> &'a serde_json::Val
 fn add_then_list_shows_the_account_and_never_logged_in() {
     let dir = DataDir::new("add");
     let out = ok(&add(&dir, "Alice", "  Alice Example "));
-    assert!(out.contains("added user alice (Alice Example)"), "{out}");
+    assert!(
+        out.contains("added user alice (Alice Example, moderator)"),
+        "{out}"
+    );
     assert!(dir.path().join("conclave.db").exists());
 
     let table = ok(&user(&dir, &["list"], None));
@@ -321,6 +324,8 @@ fn help_lists_every_user_command() {
         "enable",
         "expire",
         "remove",
+        "role",
+        "reset-factors",
         "--data-dir",
         "--config",
     ] {
@@ -329,4 +334,60 @@ fn help_lists_every_user_command() {
             "{cmd} missing from user --help:\n{text}"
         );
     }
+}
+
+#[test]
+fn roles_and_factor_resets_are_named_and_listed() {
+    let dir = DataDir::new("roles");
+    ok(&user(
+        &dir,
+        &[
+            "add",
+            "pia",
+            "--name",
+            "Pia",
+            "--password-stdin",
+            "--role",
+            "member",
+        ],
+        Some(&format!("{PW}\n")),
+    ));
+    fails(
+        &user(
+            &dir,
+            &[
+                "add",
+                "max",
+                "--name",
+                "Max",
+                "--password-stdin",
+                "--role",
+                "admin",
+            ],
+            Some(&format!("{PW}\n")),
+        ),
+        "\"admin\"",
+    );
+    let l = list(&dir);
+    assert_eq!(row(&l, "pia")["role"], "member");
+    assert_eq!(row(&l, "pia")["totp"], false);
+    assert!(
+        l.iter().all(|u| u["username"] != "max"),
+        "nothing added: {l:?}"
+    );
+    ok(&user(&dir, &["role", "pia", "moderator"], None));
+    assert_eq!(row(&list(&dir), "pia")["role"], "moderator");
+    fails(&user(&dir, &["role", "pia", "owner"], None), "\"owner\"");
+    fails(
+        &user(&dir, &["role", "nobody", "member"], None),
+        "no user \"nobody\"",
+    );
+    let out = ok(&user(&dir, &["reset-factors", "pia"], None));
+    assert!(out.contains("had no second factor"), "{out}");
+    fails(
+        &user(&dir, &["reset-factors", "nobody"], None),
+        "no user \"nobody\"",
+    );
+    let table = ok(&user(&dir, &["list"], None));
+    assert!(table.contains("ROLE") && table.contains("2FA"), "{table}");
 }
