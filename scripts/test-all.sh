@@ -18,7 +18,8 @@ step "system packages"
 # third-party TURN client the TURN tests drive; nftables, iptables (its NFQUEUE target),
 # python3 and iproute2 for the network tests; testssl.sh and openssl to scan our TLS against
 # BSI TR-02102-2; pebble, a real ACME CA, for certificate issuance and renewal;
-# python3-prometheus-client, the reference OpenMetrics parser the metrics test reads /metrics with.
+# python3-prometheus-client, the reference OpenMetrics parser the metrics test reads /metrics with;
+# oathtool, an independent TOTP implementation the second-factor test takes its codes from.
 need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v firefox-esr >/dev/null 2>&1 || need+=(firefox-esr)
@@ -30,6 +31,7 @@ command -v python3 >/dev/null 2>&1 || need+=(python3)
 command -v testssl >/dev/null 2>&1 || need+=(testssl.sh)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v pebble >/dev/null 2>&1 || need+=(pebble)
+command -v oathtool >/dev/null 2>&1 || need+=(oathtool)
 /usr/bin/python3 -c 'import prometheus_client' >/dev/null 2>&1 || need+=(python3-prometheus-client)
 if [ "${#need[@]}" -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"

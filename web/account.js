@@ -16,8 +16,15 @@
  * attempts; wait as long as said. `failed`: the server answered with an error (`status`) or
  * could not be reached (null).
  */
+/*
+ * `second-factor`: the password was right and the code from the authenticator app (or a
+ * recovery code) is next; `enrol`: the password was right and the server wants an
+ * authenticator app set up first. Both hold a short "half session" that can do nothing else.
+ */
 /**
  * @typedef {{kind: 'signed-in', account: Account}
+ *   | {kind: 'second-factor', account: Account}
+ *   | {kind: 'enrol', account: Account}
  *   | {kind: 'invalid'}
  *   | {kind: 'throttled', retryAfterSeconds: number | null}
  *   | {kind: 'failed', status: number | null}} SignInResult
@@ -54,16 +61,135 @@ export function retryAfterSeconds(header, now = Date.now()) {
 }
 
 /**
- * Who is signed in in this browser: the account, or null when nobody is (or the server
- * cannot say; the page then behaves as signed out).
+ * The state of this browser's session.
+ * @typedef {{kind: 'signed-in' | 'second-factor' | 'enrol', account: Account}
+ *   | {kind: 'signed-out'}} SessionState
+ */
+
+/**
+ * Who is signed in in this browser, and whether a second factor is still due. Signed out
+ * when nobody is (or the server cannot say; the page then behaves as signed out).
+ * @returns {Promise<SessionState>}
+ */
+export async function currentSession() {
+  try {
+    const response = await fetch(SESSION_PATH, { credentials: 'same-origin', cache: 'no-store' });
+    const body = await response.json();
+    if (!isAccount(body)) return { kind: 'signed-out' };
+    if (response.ok) return { kind: 'signed-in', account: body };
+    const next = /** @type {Record<string, unknown>} */ (body).next;
+    if (next === 'second_factor') return { kind: 'second-factor', account: body };
+    if (next === 'enrol') return { kind: 'enrol', account: body };
+    return { kind: 'signed-out' };
+  } catch {
+    return { kind: 'signed-out' };
+  }
+}
+
+/**
+ * Who is signed in in this browser: the account, or null when nobody is (a session waiting
+ * for its second factor counts as nobody).
  * @returns {Promise<Account | null>}
  */
 export async function currentAccount() {
+  const s = await currentSession();
+  return s.kind === 'signed-in' ? s.account : null;
+}
+
+/**
+ * POST (or DELETE) JSON to the API and sort the answer like a sign-in: 401 is `invalid`,
+ * 429 `throttled`, other errors `failed`; a 2xx gives its JSON body.
+ * @param {string} path
+ * @param {unknown} body
+ * @param {string} [method]
+ * @returns {Promise<{kind: 'ok', body: Record<string, unknown>} | {kind: 'invalid'}
+ *   | {kind: 'throttled', retryAfterSeconds: number | null} | {kind: 'failed', status: number | null}>}
+ */
+async function send(path, body, method = 'POST') {
+  /** @type {Response} */
+  let response;
   try {
-    const response = await fetch(SESSION_PATH, { credentials: 'same-origin', cache: 'no-store' });
+    response = await fetch(path, {
+      method,
+      credentials: 'same-origin',
+      cache: 'no-store',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+  } catch {
+    return { kind: 'failed', status: null };
+  }
+  if (response.status === 401) return { kind: 'invalid' };
+  if (response.status === 429) {
+    return { kind: 'throttled', retryAfterSeconds: retryAfterSeconds(response.headers.get('Retry-After')) };
+  }
+  if (!response.ok) return { kind: 'failed', status: response.status };
+  if (response.status === 204) return { kind: 'ok', body: {} };
+  try {
+    const parsed = await response.json();
+    if (typeof parsed === 'object' && parsed !== null) return { kind: 'ok', body: parsed };
+  } catch {
+    // Not JSON: fall through.
+  }
+  return { kind: 'failed', status: response.status };
+}
+
+/**
+ * Finish a sign-in with the code from the authenticator app, or with a recovery code.
+ * @param {{code: string} | {recovery_code: string}} factor
+ * @returns {Promise<SignInResult>}
+ */
+export async function sendSecondFactor(factor) {
+  const r = await send('/api/session/second-factor', factor);
+  if (r.kind !== 'ok') return r;
+  return isAccount(r.body) ? { kind: 'signed-in', account: r.body } : { kind: 'failed', status: 200 };
+}
+
+/**
+ * A new authenticator-app secret to set up: the secret to type in, the otpauth URI, and
+ * its QR code as rows of '0' and '1'. Null when the server refused.
+ * @typedef {{secret: string, uri: string, qr: string[] | null}} TotpSetup
+ * @returns {Promise<TotpSetup | null>}
+ */
+export async function beginTotp() {
+  const r = await send('/api/account/totp', {});
+  if (r.kind !== 'ok') return null;
+  const { secret, uri, qr } = r.body;
+  if (typeof secret !== 'string' || typeof uri !== 'string') return null;
+  const rows = Array.isArray(qr) && qr.every((row) => typeof row === 'string') ? qr : null;
+  return { secret, uri, qr: rows };
+}
+
+/**
+ * Finish setting up the app with its first code: the recovery codes (shown once) and the
+ * account, now fully signed in.
+ * @param {string} code
+ * @returns {Promise<{kind: 'enrolled', account: Account, recoveryCodes: string[]}
+ *   | Exclude<SignInResult, {kind: 'signed-in' | 'second-factor' | 'enrol'}>>}
+ */
+export async function confirmTotp(code) {
+  const r = await send('/api/account/totp/confirm', { code });
+  if (r.kind !== 'ok') return r;
+  const codes = r.body.recovery_codes;
+  if (!isAccount(r.body) || !Array.isArray(codes)) return { kind: 'failed', status: 200 };
+  return { kind: 'enrolled', account: r.body, recoveryCodes: codes.map(String) };
+}
+
+/**
+ * The account's second factors and the server's policy, or null.
+ * @returns {Promise<{mfa: string, required: boolean, totp: boolean, recoveryCodesLeft: number} | null>}
+ */
+export async function accountFactors() {
+  try {
+    const response = await fetch('/api/account/factors', { credentials: 'same-origin', cache: 'no-store' });
     if (!response.ok) return null;
-    const body = await response.json();
-    return isAccount(body) ? body : null;
+    const b = await response.json();
+    return {
+      mfa: String(b.mfa),
+      required: b.required === true,
+      totp: b.totp === true,
+      recoveryCodesLeft: Number(b.recovery_codes_left) || 0,
+    };
   } catch {
     return null;
   }
@@ -96,7 +222,12 @@ export async function signIn(username, password) {
   if (!response.ok) return { kind: 'failed', status: response.status };
   try {
     const body = await response.json();
-    if (isAccount(body)) return { kind: 'signed-in', account: body };
+    if (isAccount(body)) {
+      const next = /** @type {Record<string, unknown>} */ (body).next;
+      if (next === 'second_factor') return { kind: 'second-factor', account: body };
+      if (next === 'enrol') return { kind: 'enrol', account: body };
+      return { kind: 'signed-in', account: body };
+    }
   } catch {
     // Not JSON: fall through.
   }

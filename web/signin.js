@@ -1,13 +1,25 @@
 // The account part of the landing page: "Sign in" opens a small form (user name, password);
-// once signed in it says "Signed in as …" and offers "Sign out". The HTTP calls are in
-// account.js; this module only draws and keeps the keyboard focus where the user is.
+// when the server asks for a second step it shows the code form (app code or recovery code)
+// or, where the policy wants one, sets up an authenticator app (QR code, key, first code,
+// recovery codes). Once signed in it says "Signed in as …" and offers "Sign out" and
+// "Set up authenticator app". The HTTP calls are in account.js; this module only draws and
+// keeps the keyboard focus where the user is.
 
-import { currentAccount, signIn, signOut } from './account.js';
+import {
+  accountFactors,
+  beginTotp,
+  confirmTotp,
+  currentSession,
+  sendSecondFactor,
+  signIn,
+  signOut,
+} from './account.js';
 import { onLocaleChange, t } from './i18n.js';
 import { announce, byId, clearAlert, showAlert } from './page.js';
 
 /** @typedef {import('./account.js').Account} Account */
 /** @typedef {import('./account.js').SignInResult} SignInResult */
+/** @typedef {import('./account.js').TotpSetup} TotpSetup */
 
 /** From this many seconds on, a wait is said in minutes. */
 const MINUTES_FROM_SECONDS = 120;
@@ -29,6 +41,8 @@ export function waitText(seconds) {
  */
 export function signInErrorText(result) {
   switch (result.kind) {
+    case 'second-factor':
+    case 'enrol':
     case 'invalid':
       return t('signInInvalid');
     case 'throttled':
@@ -40,6 +54,28 @@ export function signInErrorText(result) {
   }
 }
 
+/**
+ * Draw a QR code (rows of '0' and '1') on a canvas, with the quiet zone of 4 modules.
+ * @param {HTMLCanvasElement} canvas
+ * @param {string[] | null} rows
+ */
+function drawQr(canvas, rows) {
+  const ctx = canvas.getContext('2d');
+  if (!ctx) return;
+  ctx.fillStyle = '#fff';
+  ctx.fillRect(0, 0, canvas.width, canvas.height);
+  if (!rows || rows.length === 0) return;
+  const modules = rows.length + 8;
+  const scale = Math.floor(canvas.width / modules);
+  const offset = Math.floor((canvas.width - scale * rows.length) / 2);
+  ctx.fillStyle = '#000';
+  rows.forEach((row, y) => {
+    for (let x = 0; x < row.length; x++) {
+      if (row[x] === '1') ctx.fillRect(offset + x * scale, offset + y * scale, scale, scale);
+    }
+  });
+}
+
 /** Show the account controls of the landing page and learn who is signed in. */
 export function showAccountPanel() {
   const ui = {
@@ -47,6 +83,7 @@ export function showAccountPanel() {
     toggle: byId('sign-in-toggle', HTMLButtonElement),
     signedIn: byId('signed-in', HTMLDivElement),
     signedInText: byId('signed-in-text', HTMLParagraphElement),
+    enrolStart: byId('enrol-start', HTMLButtonElement),
     signOutButton: byId('sign-out', HTMLButtonElement),
     form: byId('sign-in-form', HTMLFormElement),
     username: byId('sign-in-username', HTMLInputElement),
@@ -54,27 +91,76 @@ export function showAccountPanel() {
     error: byId('sign-in-error', HTMLParagraphElement),
     submit: byId('sign-in-submit', HTMLButtonElement),
     cancel: byId('sign-in-cancel', HTMLButtonElement),
+    factorForm: byId('second-factor-form', HTMLFormElement),
+    factorLabel: byId('second-factor-label', HTMLLabelElement),
+    factorCode: byId('second-factor-code', HTMLInputElement),
+    factorError: byId('second-factor-error', HTMLParagraphElement),
+    factorSubmit: byId('second-factor-submit', HTMLButtonElement),
+    factorSwitch: byId('second-factor-switch', HTMLButtonElement),
+    factorCancel: byId('second-factor-cancel', HTMLButtonElement),
+    enrolPanel: byId('enrol-panel', HTMLElement),
+    enrolHeading: byId('enrol-heading', HTMLHeadingElement),
+    enrolWhy: byId('enrol-why', HTMLParagraphElement),
+    enrolQr: byId('enrol-qr', HTMLCanvasElement),
+    enrolSecret: byId('enrol-secret', HTMLElement),
+    enrolForm: byId('enrol-form', HTMLFormElement),
+    enrolCode: byId('enrol-code', HTMLInputElement),
+    enrolError: byId('enrol-error', HTMLParagraphElement),
+    enrolSubmit: byId('enrol-submit', HTMLButtonElement),
+    enrolCancel: byId('enrol-cancel', HTMLButtonElement),
+    recoveryPanel: byId('recovery-panel', HTMLElement),
+    recoveryHeading: byId('recovery-heading', HTMLHeadingElement),
+    recoveryList: byId('recovery-list', HTMLOListElement),
+    recoveryDone: byId('recovery-done', HTMLButtonElement),
   };
   /** Who is signed in; undefined until the server said. @type {Account | null | undefined} */
   let account;
-  /** Whether the form is open. */
+  /** A sign-in whose second step is due. @type {{kind: 'second-factor' | 'enrol', account: Account} | null} */
+  let pending = null;
+  /** Whether the password form is open. */
   let formOpen = false;
-  /** Whether a sign-in request is under way. */
+  /** Whether the second step takes a recovery code instead of the app's code. */
+  let recovery = false;
+  /** The app being set up, while the enrolment panel is open. @type {TotpSetup | null} */
+  let enrolment = null;
+  /** Recovery codes to show once. @type {string[] | null} */
+  let recoveryCodes = null;
+  /** Whether the signed-in account may set up an app (it has none, the server allows it). */
+  let canEnrol = false;
+  /** Whether a request is under way. */
   let busy = false;
-  /** Draws the error shown under the form, in the current language. @type {(() => string) | null} */
+  /** Draws the errors shown under the forms, in the current language. @type {(() => string) | null} */
   let error = null;
+  /** @type {(() => string) | null} */
+  let factorError = null;
+  /** @type {(() => string) | null} */
+  let enrolError = null;
 
   function draw() {
-    // While the form is open it has the focus and its own buttons: the opener steps aside
+    const stepping = pending !== null || enrolment !== null || recoveryCodes !== null;
+    // While a form is open it has the focus and its own buttons: the opener steps aside
     // (two "Sign in" buttons would be ambiguous).
-    ui.signedOut.hidden = account !== null || formOpen;
-    ui.signedIn.hidden = !account;
+    ui.signedOut.hidden = account !== null || formOpen || stepping;
+    ui.signedIn.hidden = !account || stepping;
     ui.signedInText.textContent = account ? t('signedInAs', { name: account.name }) : '';
-    ui.form.hidden = !(account === null && formOpen);
+    ui.enrolStart.hidden = !canEnrol;
+    ui.form.hidden = !(account === null && formOpen && !stepping);
     ui.toggle.setAttribute('aria-expanded', String(formOpen));
     ui.error.textContent = error ? error() : '';
     ui.submit.disabled = busy;
     ui.form.setAttribute('aria-busy', String(busy));
+    ui.factorForm.hidden = pending?.kind !== 'second-factor';
+    ui.factorLabel.textContent = t(recovery ? 'secondFactorRecoveryLabel' : 'secondFactorCodeLabel');
+    ui.factorCode.inputMode = recovery ? 'text' : 'numeric';
+    ui.factorSwitch.textContent = t(recovery ? 'secondFactorUseApp' : 'secondFactorUseRecovery');
+    ui.factorError.textContent = factorError ? factorError() : '';
+    ui.factorSubmit.disabled = busy;
+    ui.enrolPanel.hidden = enrolment === null || recoveryCodes !== null;
+    ui.enrolWhy.textContent = t(pending?.kind === 'enrol' ? 'enrolRequired' : 'enrolOptional');
+    ui.enrolSecret.textContent = enrolment ? enrolment.secret.replace(/(.{4})/g, '$1 ').trim() : '';
+    ui.enrolError.textContent = enrolError ? enrolError() : '';
+    ui.enrolSubmit.disabled = busy;
+    ui.recoveryPanel.hidden = recoveryCodes === null;
   }
 
   /**
@@ -97,6 +183,69 @@ export function showAccountPanel() {
     if (!open) setError(null, []);
     draw();
     if (open) ui.username.focus();
+  }
+
+  /** Ask the server whether the account may still set up an app. */
+  async function learnFactors() {
+    const f = account ? await accountFactors() : null;
+    canEnrol = f !== null && f.mfa !== 'off' && !f.totp;
+    draw();
+  }
+
+  /** @param {Account} signedIn */
+  function finishSignIn(signedIn) {
+    account = signedIn;
+    pending = null;
+    formOpen = false;
+    recovery = false;
+    ui.password.value = '';
+    ui.factorCode.value = '';
+    setError(null, []);
+    factorError = null;
+    clearAlert();
+    announce('signedInAs', { name: signedIn.name });
+    draw();
+    ui.signedInText.focus();
+    learnFactors();
+  }
+
+  /** Open the enrolment panel with a fresh secret. */
+  async function startEnrolment() {
+    busy = true;
+    draw();
+    const setup = await beginTotp();
+    busy = false;
+    if (!setup) {
+      enrolment = null;
+      if (pending) {
+        pending = null;
+        account = null;
+        formOpen = true;
+        error = () => t('enrolFailed');
+      } else {
+        showAlert('enrolFailed');
+      }
+      draw();
+      return;
+    }
+    enrolment = setup;
+    enrolError = null;
+    ui.enrolCode.value = '';
+    draw();
+    drawQr(ui.enrolQr, setup.qr);
+    ui.enrolHeading.focus();
+  }
+
+  /** Drop a half session (the user gave up on the second step). */
+  async function abandon() {
+    pending = null;
+    enrolment = null;
+    recovery = false;
+    factorError = null;
+    enrolError = null;
+    if (account === null) await signOut();
+    draw();
+    (account ? ui.signedInText : ui.toggle).focus();
   }
 
   ui.toggle.addEventListener('click', () => setFormOpen(true));
@@ -128,19 +277,122 @@ export function showAccountPanel() {
     const result = await signIn(username, password);
     busy = false;
     if (result.kind === 'signed-in') {
-      account = result.account;
-      formOpen = false;
+      finishSignIn(result.account);
+      return;
+    }
+    if (result.kind === 'second-factor' || result.kind === 'enrol') {
+      pending = { kind: result.kind, account: result.account };
       ui.password.value = '';
-      setError(null, []);
-      clearAlert();
-      announce('signedInAs', { name: account.name });
-      ui.signedInText.focus();
+      formOpen = false;
+      draw();
+      if (result.kind === 'enrol') await startEnrolment();
+      else ui.factorCode.focus();
       return;
     }
     const invalid = result.kind === 'invalid' ? [ui.username, ui.password] : [];
     setError(() => signInErrorText(result), invalid);
     if (result.kind === 'invalid') ui.password.value = '';
     (result.kind === 'invalid' ? ui.password : ui.submit).focus();
+  });
+  ui.factorSwitch.addEventListener('click', () => {
+    recovery = !recovery;
+    factorError = null;
+    ui.factorCode.value = '';
+    draw();
+    ui.factorCode.focus();
+  });
+  ui.factorCancel.addEventListener('click', abandon);
+  ui.factorForm.addEventListener('keydown', (event) => {
+    if (event.key !== 'Escape') return;
+    event.preventDefault();
+    abandon();
+  });
+  ui.factorForm.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    if (busy) return;
+    const code = ui.factorCode.value.trim();
+    if (!code) {
+      factorError = () => t('secondFactorMissing');
+      draw();
+      ui.factorCode.focus();
+      return;
+    }
+    busy = true;
+    factorError = null;
+    draw();
+    const result = await sendSecondFactor(recovery ? { recovery_code: code } : { code });
+    busy = false;
+    if (result.kind === 'signed-in') {
+      finishSignIn(result.account);
+      return;
+    }
+    ui.factorCode.value = '';
+    if (result.kind === 'invalid') {
+      // Either the code was wrong, or the half session ran out: ask which.
+      const s = await currentSession();
+      if (s.kind !== 'second-factor') {
+        pending = null;
+        formOpen = true;
+        setError(() => t('secondFactorExpired'), []);
+        ui.username.focus();
+        return;
+      }
+      factorError = () => t('secondFactorInvalid');
+    } else {
+      factorError = () => signInErrorText(result);
+    }
+    ui.factorCode.setAttribute('aria-invalid', 'true');
+    draw();
+    ui.factorCode.focus();
+  });
+  ui.enrolStart.addEventListener('click', startEnrolment);
+  ui.enrolCancel.addEventListener('click', abandon);
+  ui.enrolForm.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    if (busy) return;
+    const code = ui.enrolCode.value.trim();
+    if (!code) {
+      enrolError = () => t('secondFactorMissing');
+      draw();
+      ui.enrolCode.focus();
+      return;
+    }
+    busy = true;
+    enrolError = null;
+    draw();
+    const result = await confirmTotp(code);
+    busy = false;
+    if (result.kind === 'enrolled') {
+      account = result.account;
+      pending = null;
+      enrolment = null;
+      canEnrol = false;
+      recoveryCodes = result.recoveryCodes;
+      ui.recoveryList.replaceChildren(
+        ...result.recoveryCodes.map((c) => {
+          const li = document.createElement('li');
+          const code = document.createElement('code');
+          code.textContent = c;
+          li.append(code);
+          return li;
+        }),
+      );
+      announce('enrolledAnnounce');
+      draw();
+      ui.recoveryHeading.focus();
+      return;
+    }
+    ui.enrolCode.value = '';
+    enrolError = () => (result.kind === 'invalid' ? t('secondFactorInvalid') : signInErrorText(result));
+    draw();
+    ui.enrolCode.focus();
+  });
+  ui.recoveryDone.addEventListener('click', () => {
+    recoveryCodes = null;
+    ui.recoveryList.replaceChildren();
+    draw();
+    if (account) announce('signedInAs', { name: account.name });
+    ui.signedInText.focus();
   });
   ui.signOutButton.addEventListener('click', async () => {
     ui.signOutButton.disabled = true;
@@ -152,6 +404,7 @@ export function showAccountPanel() {
     }
     clearAlert();
     account = null;
+    canEnrol = false;
     draw();
     announce('signedOutAnnounce');
     ui.toggle.focus();
@@ -159,8 +412,20 @@ export function showAccountPanel() {
   onLocaleChange(draw);
 
   draw();
-  currentAccount().then((found) => {
-    account = found;
-    draw();
+  currentSession().then(async (s) => {
+    if (s.kind === 'signed-in') {
+      account = s.account;
+      draw();
+      learnFactors();
+      return;
+    }
+    account = null;
+    if (s.kind === 'second-factor' || s.kind === 'enrol') {
+      pending = { kind: s.kind, account: s.account };
+      draw();
+      if (s.kind === 'enrol') await startEnrolment();
+    } else {
+      draw();
+    }
   });
 }

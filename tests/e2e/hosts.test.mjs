@@ -5,7 +5,6 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import {
   TEST_TIMEOUT_MS,
   inboundStreams,
@@ -17,7 +16,7 @@ import {
   waitFor,
   withParticipants,
 } from './helpers.mjs';
-import { serverBinary, startServer } from './server.mjs';
+import { addUser, startServer } from './server.mjs';
 import { textContrastFailures } from './contrast.mjs';
 
 const HOST_USER = 'host';
@@ -36,25 +35,6 @@ after(async () => {
 function br() {
   if (!browser) throw new Error('the browser did not start');
   return browser;
-}
-
-/**
- * Add an account with the real binary, on `dataDir`, the password on standard input.
- * @param {string} dataDir
- * @param {string} username
- * @param {string} name
- * @param {string} password
- */
-function addUser(dataDir, username, name, password) {
-  return new Promise((resolve, reject) => {
-    const child = execFile(
-      serverBinary(),
-      ['user', 'add', username, '--name', name, '--password-stdin', '--data-dir', dataDir],
-      { timeout: 30_000 },
-      (err, stdout, stderr) => (err ? reject(new Error(`conclave user add: ${err.message}\n${stderr}`)) : resolve(stdout)),
-    );
-    child.stdin?.end(`${password}\n`);
-  });
 }
 
 /**
@@ -212,7 +192,7 @@ test('hosts mode: sign in, open a room, admit, mute, remove, ban; sign out', { t
       assert.equal(await signedIn.evaluate((el) => el === document.activeElement), true, 'focus on the new state');
       assert.equal(await page.locator('#sign-in-form').isVisible(), false);
       assert.equal(await page.getByRole('button', { name: 'Sign out', exact: true }).isVisible(), true);
-      assert.deepEqual(await sessionStatus(host), { status: 200, body: { username: HOST_USER, name: HOST_NAME } });
+      assert.deepEqual(await sessionStatus(host), { status: 200, body: { username: HOST_USER, name: HOST_NAME, role: 'moderator' } });
 
       // She opens a room; her name is the account's, read-only.
       await page.getByRole('button', { name: 'New meeting', exact: true }).click();

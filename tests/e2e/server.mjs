@@ -1,7 +1,7 @@
 // Start the real `conclave` binary for one test file: fresh data directory, port 0 for HTTPS
 // and media, and wait for the line that says where it listens.
 
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { access, mkdtemp, rm } from 'node:fs/promises';
 import { constants } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -171,4 +171,26 @@ export async function restartServer(old, options = {}) {
       await new Promise((r) => setTimeout(r, 250));
     }
   }
+}
+
+/**
+ * Add an account with the real binary (`conclave user add`) on `dataDir`, the password on
+ * standard input.
+ * @param {string} dataDir
+ * @param {string} username
+ * @param {string} name
+ * @param {string} password
+ * @param {string[]} [extraArgs] e.g. ['--role', 'member']
+ * @returns {Promise<string>} What it printed.
+ */
+export function addUser(dataDir, username, name, password, extraArgs = []) {
+  return new Promise((resolve, reject) => {
+    const child = execFile(
+      serverBinary(),
+      ['user', 'add', username, '--name', name, '--password-stdin', '--data-dir', dataDir, ...extraArgs],
+      { timeout: 30_000 },
+      (err, stdout, stderr) => (err ? reject(new Error(`conclave user add: ${err.message}\n${stderr}`)) : resolve(stdout)),
+    );
+    child.stdin?.end(`${password}\n`);
+  });
 }
