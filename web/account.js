@@ -27,6 +27,7 @@
  *   | {kind: 'enrol', account: Account}
  *   | {kind: 'invalid'}
  *   | {kind: 'throttled', retryAfterSeconds: number | null}
+ *   | {kind: 'not-allowed'} | {kind: 'unavailable'}
  *   | {kind: 'failed', status: number | null}} SignInResult
  */
 
@@ -98,12 +99,14 @@ export async function currentAccount() {
 
 /**
  * POST (or DELETE) JSON to the API and sort the answer like a sign-in: 401 is `invalid`,
- * 429 `throttled`, other errors `failed`; a 2xx gives its JSON body.
+ * 429 `throttled`, a directory's refusal `not-allowed`, an unreachable directory
+ * `unavailable`, other errors `failed`; a 2xx gives its JSON body.
  * @param {string} path
  * @param {unknown} body
  * @param {string} [method]
  * @returns {Promise<{kind: 'ok', body: Record<string, unknown>} | {kind: 'invalid'}
- *   | {kind: 'throttled', retryAfterSeconds: number | null} | {kind: 'failed', status: number | null}>}
+ *   | {kind: 'throttled', retryAfterSeconds: number | null} | {kind: 'not-allowed'}
+ *   | {kind: 'unavailable'} | {kind: 'failed', status: number | null}>}
  */
 async function send(path, body, method = 'POST') {
   /** @type {Response} */
@@ -122,6 +125,11 @@ async function send(path, body, method = 'POST') {
   if (response.status === 401) return { kind: 'invalid' };
   if (response.status === 429) {
     return { kind: 'throttled', retryAfterSeconds: retryAfterSeconds(response.headers.get('Retry-After')) };
+  }
+  if (response.status === 403 || response.status === 503) {
+    const code = await response.json().then((b) => b?.error, () => null);
+    if (code === 'not_allowed') return { kind: 'not-allowed' };
+    if (code === 'directory_unavailable') return { kind: 'unavailable' };
   }
   if (!response.ok) return { kind: 'failed', status: response.status };
   if (response.status === 204) return { kind: 'ok', body: {} };
@@ -202,36 +210,13 @@ export async function accountFactors() {
  * @returns {Promise<SignInResult>}
  */
 export async function signIn(username, password) {
-  /** @type {Response} */
-  let response;
-  try {
-    response = await fetch(SESSION_PATH, {
-      method: 'POST',
-      credentials: 'same-origin',
-      cache: 'no-store',
-      headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({ username, password }),
-    });
-  } catch {
-    return { kind: 'failed', status: null };
-  }
-  if (response.status === 401) return { kind: 'invalid' };
-  if (response.status === 429) {
-    return { kind: 'throttled', retryAfterSeconds: retryAfterSeconds(response.headers.get('Retry-After')) };
-  }
-  if (!response.ok) return { kind: 'failed', status: response.status };
-  try {
-    const body = await response.json();
-    if (isAccount(body)) {
-      const next = /** @type {Record<string, unknown>} */ (body).next;
-      if (next === 'second_factor') return { kind: 'second-factor', account: body };
-      if (next === 'enrol') return { kind: 'enrol', account: body };
-      return { kind: 'signed-in', account: body };
-    }
-  } catch {
-    // Not JSON: fall through.
-  }
-  return { kind: 'failed', status: response.status };
+  const r = await send(SESSION_PATH, { username, password });
+  if (r.kind !== 'ok') return r;
+  if (!isAccount(r.body)) return { kind: 'failed', status: 200 };
+  const next = /** @type {Record<string, unknown>} */ (r.body).next;
+  if (next === 'second_factor') return { kind: 'second-factor', account: r.body };
+  if (next === 'enrol') return { kind: 'enrol', account: r.body };
+  return { kind: 'signed-in', account: r.body };
 }
 
 /**

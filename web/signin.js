@@ -49,6 +49,10 @@ export function signInErrorText(result) {
       return result.retryAfterSeconds === null
         ? t('signInThrottledNoWait')
         : t('signInThrottled', { wait: waitText(result.retryAfterSeconds) });
+    case 'not-allowed':
+      return t('signInNotAllowed');
+    case 'unavailable':
+      return t('signInDirectoryUnavailable');
     case 'failed':
       return result.status === null ? t('signInUnreachable') : t('signInServerError', { status: result.status });
   }

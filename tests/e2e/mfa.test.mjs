@@ -231,7 +231,7 @@ test('mfa = "moderators": enrol before opening a room, sign in with a code, a re
     });
     const kinds = audit.trim().split('\n').map((l) => JSON.parse(l)).filter((r) => r.actor === 'account:hanna').map((r) => `${r.kind} ${r.detail}`);
     for (const want of [
-      'signin.password second factor due: enrol',
+      'signin.password password; second factor due: enrol',
       'account.totp_enrolled 10 recovery codes issued',
       'signin.success password and totp',
       'signin.failure code already used',

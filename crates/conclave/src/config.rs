@@ -68,6 +68,8 @@ pub struct Config {
     pub audit: crate::records::AuditConfig,
     /// Prometheus metrics.
     pub metrics: crate::metrics::MetricsConfig,
+    /// LDAP directories / Active Directory domains whose users may sign in (`[[ldap]]`).
+    pub ldap: Vec<crate::ldap::LdapConfig>,
 }
 
 /// `log_format`
@@ -551,6 +553,7 @@ impl Default for Config {
             privacy: crate::records::PrivacyConfig::default(),
             audit: crate::records::AuditConfig::default(),
             metrics: crate::metrics::MetricsConfig::default(),
+            ldap: Vec::new(),
         }
     }
 }
@@ -734,6 +737,7 @@ impl Config {
             bail!("audit.retention_days must be between 1 and {max}");
         }
         self.metrics.validate()?;
+        crate::ldap::validate(&self.ldap).map_err(anyhow::Error::msg)?;
         self.validate_tls()
     }
 
@@ -904,7 +908,16 @@ mod tests {
             "host",
             "key_file",
         ];
-        let uncommented: String = text
+        // The [[ldap]] example is a directory to copy, not defaults: it must parse and pass.
+        let (defaults, ldap) = text.split_once("# [[ldap]]").unwrap();
+        let ldap: String = ldap
+            .lines()
+            .filter_map(|l| l.strip_prefix("# ").filter(|r| r.contains(" = ")))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let ldap: crate::ldap::LdapConfig = toml::from_str(&ldap).unwrap();
+        crate::ldap::validate(&[ldap]).unwrap();
+        let uncommented: String = defaults
             .lines()
             .filter_map(|l| {
                 let r = l.strip_prefix("# ")?;
@@ -921,6 +934,9 @@ mod tests {
         fn walk(text: &str, prefix: &str, t: &toml::Table) {
             for (k, v) in t {
                 let path = format!("{prefix}{k}");
+                if text.contains(&format!("# [[{path}]]")) {
+                    continue;
+                }
                 if let toml::Value::Table(sub) = v {
                     assert!(
                         text.contains(&format!("# [{path}]")),

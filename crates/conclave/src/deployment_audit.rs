@@ -474,7 +474,11 @@ pub fn cert_der_findings(
 }
 
 /// Accounts: never used, long unused, without expiry (BSI 3.2 asks that accounts end).
-pub fn account_findings(store: &Store, now: OffsetDateTime) -> Vec<Finding> {
+pub fn account_findings(
+    store: &Store,
+    mfa: crate::config::MfaPolicy,
+    now: OffsetDateTime,
+) -> Vec<Finding> {
     let Ok(accounts) = store.list_accounts() else {
         return vec![finding(
             "accounts.read",
@@ -530,7 +534,48 @@ pub fn account_findings(store: &Store, now: OffsetDateTime) -> Vec<Finding> {
             "BSI Jitsi 3.2 (accounts)",
         ));
     }
-    let endless: Vec<_> = active.iter().filter(|a| a.expires_at.is_none()).collect();
+    // Moderators open rooms: each without an authenticator app is one password from a
+    // stolen host seat (the policy makes them set one up at their next sign-in, if it asks).
+    let unprotected: Vec<_> = active
+        .iter()
+        .filter(|a| a.role == conclave_store::AccountRole::Moderator)
+        .filter(|a| store.factors(a.id).is_ok_and(|f| !f.totp))
+        .collect();
+    let enforced = matches!(
+        mfa,
+        crate::config::MfaPolicy::Moderators | crate::config::MfaPolicy::Required
+    );
+    if !unprotected.is_empty() && mfa != crate::config::MfaPolicy::Off {
+        out.push(finding(
+            "accounts.no_second_factor",
+            if enforced {
+                Severity::Info
+            } else {
+                Severity::Low
+            },
+            format!(
+                "{} moderator accounts have no authenticator app{}: {}",
+                unprotected.len(),
+                if enforced {
+                    " yet (they must set one up at their next sign-in)"
+                } else {
+                    ""
+                },
+                list(&unprotected)
+            ),
+            if enforced {
+                ""
+            } else {
+                "set accounts.mfa = \"moderators\", or ask them to set up an app"
+            },
+            "BSI ORP.4.A21 (multi-factor authentication); Conclave R12",
+        ));
+    }
+    // A directory's accounts end when the directory says; only local ones need an expiry.
+    let endless: Vec<_> = active
+        .iter()
+        .filter(|a| a.is_local() && a.expires_at.is_none())
+        .collect();
     if !endless.is_empty() {
         out.push(finding(
             "accounts.no_expiry",
@@ -562,7 +607,7 @@ pub fn local(c: &Config, now: OffsetDateTime) -> Vec<Finding> {
     let db = c.data_dir.join(conclave_store::DB_FILE);
     if db.exists() {
         match Store::open(&c.data_dir, c.accounts.store_options()) {
-            Ok(store) => out.extend(account_findings(&store, now)),
+            Ok(store) => out.extend(account_findings(&store, c.accounts.mfa, now)),
             Err(e) => out.push(finding(
                 "accounts.read",
                 Severity::Medium,

@@ -10,6 +10,7 @@ pub mod demux;
 pub mod deployment_audit;
 pub mod http;
 pub mod invite;
+pub mod ldap;
 pub mod metrics;
 pub mod plain_http;
 pub mod records;
@@ -37,6 +38,14 @@ use tower::Service;
 use crate::conference::{CoreStats, ToConference};
 use crate::config::Config;
 use crate::ws::SocketLimits;
+
+/// What [`Server::preflight`] read.
+pub struct Preflight {
+    /// The metrics bearer key, if one is configured.
+    pub metrics_key: Option<String>,
+    /// The `[[ldap]]` directories, ready to connect.
+    pub directories: Vec<ldap::Directory>,
+}
 
 /// A running server. Dropping it stops everything (its [`Tasks`] abort on drop).
 pub struct Server {
@@ -78,10 +87,20 @@ impl Drop for Tasks {
 
 impl Server {
     /// What `start` checks before it creates a file or binds a socket (`serve` calls it
-    /// before binding the HTTPS port): key files that must exist and be long enough.
-    /// Returns the metrics bearer key, if one is configured.
-    pub fn preflight(config: &Config) -> Result<Option<String>> {
-        config.metrics.key()
+    /// before binding the HTTPS port): key files that must exist and be long enough, and
+    /// the CA files of the `[[ldap]]` directories.
+    pub fn preflight(config: &Config) -> Result<Preflight> {
+        let metrics_key = config.metrics.key()?;
+        let directories = config
+            .ldap
+            .iter()
+            .map(|c| ldap::Directory::new(c.clone()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(anyhow::Error::msg)?;
+        Ok(Preflight {
+            metrics_key,
+            directories,
+        })
     }
 
     /// Start on an already bound listener (so tests can bind port 0). Creates the data
@@ -89,7 +108,10 @@ impl Server {
     pub async fn start(config: Config, listener: TcpListener) -> Result<Server> {
         // Key files are read before anything is created or bound, so a bad one is named
         // and nothing changes.
-        let metrics_key = Self::preflight(&config)?;
+        let Preflight {
+            metrics_key,
+            directories,
+        } = Self::preflight(&config)?;
         create_private_dir(&config.data_dir).with_context(|| {
             format!("cannot create data directory {}", config.data_dir.display())
         })?;
@@ -307,6 +329,7 @@ impl Server {
             config.attempts.throttle(),
             &config.accounts,
             factor_key,
+            directories,
             edges,
         );
         let public = http::PublicSettings {

@@ -42,6 +42,8 @@ pub struct SignIn {
     pub factor_key: Arc<conclave_store::FactorKey>,
     /// `[accounts] totp_issuer`.
     pub issuer: String,
+    /// The `[[ldap]]` directories, in the order they are asked.
+    pub directories: Arc<Vec<crate::ldap::Directory>>,
 }
 
 /// How long a half session lasts: time to open the app and type a code, or to enrol.
@@ -66,9 +68,11 @@ impl SignIn {
         throttle: ThrottleConfig,
         accounts: &crate::config::AccountsConfig,
         factor_key: conclave_store::FactorKey,
+        directories: Vec<crate::ldap::Directory>,
         edges: crate::conference::Edges,
     ) -> SignIn {
         SignIn {
+            directories: Arc::new(directories),
             store,
             mfa: accounts.mfa,
             factor_key: Arc::new(factor_key),
@@ -246,7 +250,9 @@ pub fn session_cookie(value: &str, max_age: u64) -> HeaderValue {
     .expect("cookie is ASCII")
 }
 
-/// `POST /api/session`.
+/// `POST /api/session`. Local accounts check the password here; a name that is no local
+/// account goes to the `[[ldap]]` directories in order (an account a directory created goes
+/// back to that directory).
 pub async fn sign_in(
     State(si): State<SignIn>,
     peer: Option<axum::Extension<crate::http::PeerAddr>>,
@@ -269,72 +275,43 @@ pub async fn sign_in(
     if let Some(r) = si.throttled(addr, &user) {
         return r;
     }
+    let directories: Vec<usize> = if si.directories.is_empty() {
+        Vec::new()
+    } else {
+        let store = si.store.clone();
+        let name = user.clone();
+        match tokio::task::spawn_blocking(move || store.account(&name)).await {
+            Ok(Ok(Some(a))) if a.is_local() => Vec::new(),
+            Ok(Ok(Some(a))) => si
+                .directories
+                .iter()
+                .position(|d| d.source() == a.source)
+                .into_iter()
+                .collect(),
+            Ok(Ok(None)) => (0..si.directories.len()).collect(),
+            Ok(Err(e)) => return internal("sign-in", &e),
+            Err(e) => return internal("sign-in task", &e),
+        }
+    };
+    if !directories.is_empty() {
+        return si
+            .directory_sign_in(&directories, creds.username.trim(), &creds.password, addr)
+            .await;
+    }
     let store = si.store.clone();
     let mfa = si.mfa;
     let outcome = tokio::task::spawn_blocking(move || {
         let now = conclave_store::OffsetDateTime::now_utc();
         let account = store.verify_login(&creds.username, &creds.password, now)?;
-        let factors = store.factors(account.id)?;
-        let standing = crate::second_factor::standing(
-            mfa,
-            account.role,
-            conclave_store::SessionFactor::Password,
-            factors,
-        );
-        let session = if standing == crate::second_factor::Standing::Full {
-            store.record_login(account.id, now)?;
-            store.create_session(account.id, now)?
-        } else {
-            store.create_session_with(
-                account.id,
-                conclave_store::SessionFactor::Password,
-                time::Duration::seconds(HALF_SESSION_SECS as i64),
-                now,
-            )?
-        };
+        let (session, standing) = open_session(&store, mfa, &account, now)?;
         Ok::<_, LoginError>((account, session, standing))
     })
     .await;
     match outcome {
-        Ok(Ok((account, session, crate::second_factor::Standing::Full))) => {
-            si.edges.counters.signin_success.inc();
-            si.audit(
-                "signin.success",
-                format!("account:{}", account.username),
-                addr,
-                "password".into(),
-            );
-            si.signed_in(&account, &session.token)
-        }
         Ok(Ok((account, session, standing))) => {
-            // The password was right; the second factor is next.
-            si.audit(
-                "signin.password",
-                format!("account:{}", account.username),
-                addr,
-                format!("second factor due: {}", standing.next()),
-            );
-            let mut r = Json(json!({
-                "username": account.username,
-                "name": account.display_name,
-                "role": account.role.as_str(),
-                "next": standing.next(),
-            }))
-            .into_response();
-            r.headers_mut().insert(
-                header::SET_COOKIE,
-                session_cookie(&session.token, HALF_SESSION_SECS),
-            );
-            r
+            si.session_response(&account, &session, standing, addr, "password")
         }
-        Ok(Err(LoginError::Store(e))) => {
-            tracing::error!("sign-in: {e}");
-            error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "the account database failed",
-            )
-        }
+        Ok(Err(LoginError::Store(e))) => internal("sign-in", &e),
         Ok(Err(why)) => {
             // Unknown user, wrong password, disabled, expired: one answer for all. The audit
             // log names the account only when it exists (a typed name may be a password).
@@ -343,19 +320,209 @@ pub async fn sign_in(
                 _ => format!("account:{user}"),
             };
             si.failed(addr, &user, actor, why.to_string());
-            error(
-                StatusCode::UNAUTHORIZED,
-                "invalid_credentials",
-                "wrong user name or password, or the account cannot sign in",
-            )
+            invalid_credentials()
         }
-        Err(e) => {
-            tracing::error!("sign-in task: {e}");
-            error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "sign-in failed",
-            )
+        Err(e) => internal("sign-in task", &e),
+    }
+}
+
+/// The one answer to every wrong user name, password or unusable account.
+fn invalid_credentials() -> Response {
+    error(
+        StatusCode::UNAUTHORIZED,
+        "invalid_credentials",
+        "wrong user name or password, or the account cannot sign in",
+    )
+}
+
+/// Log a server-side failure and answer 500.
+fn internal(what: &str, e: &dyn std::fmt::Display) -> Response {
+    tracing::error!("{what}: {e}");
+    error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "sign-in failed on the server",
+    )
+}
+
+/// The session of an account whose first factor was just checked: full, or a half session
+/// when the policy wants a second factor.
+fn open_session(
+    store: &Store,
+    mfa: crate::config::MfaPolicy,
+    account: &conclave_store::Account,
+    now: conclave_store::OffsetDateTime,
+) -> Result<(conclave_store::NewSession, crate::second_factor::Standing), conclave_store::Error> {
+    let factors = store.factors(account.id)?;
+    let standing = crate::second_factor::standing(
+        mfa,
+        account.role,
+        conclave_store::SessionFactor::Password,
+        factors,
+    );
+    let session = if standing == crate::second_factor::Standing::Full {
+        store.record_login(account.id, now)?;
+        store.create_session(account.id, now)?
+    } else {
+        store.create_session_with(
+            account.id,
+            conclave_store::SessionFactor::Password,
+            time::Duration::seconds(HALF_SESSION_SECS as i64),
+            now,
+        )?
+    };
+    Ok((session, standing))
+}
+
+impl SignIn {
+    /// The answer to a correct first factor (`via`: `password` or `ldap:NAME`).
+    fn session_response(
+        &self,
+        account: &conclave_store::Account,
+        session: &conclave_store::NewSession,
+        standing: crate::second_factor::Standing,
+        addr: IpAddr,
+        via: &str,
+    ) -> Response {
+        if standing == crate::second_factor::Standing::Full {
+            self.edges.counters.signin_success.inc();
+            self.audit(
+                "signin.success",
+                format!("account:{}", account.username),
+                addr,
+                via.to_owned(),
+            );
+            return self.signed_in(account, &session.token);
+        }
+        // The first factor was right; the second factor is next.
+        self.audit(
+            "signin.password",
+            format!("account:{}", account.username),
+            addr,
+            format!("{via}; second factor due: {}", standing.next()),
+        );
+        let mut r = Json(json!({
+            "username": account.username,
+            "name": account.display_name,
+            "role": account.role.as_str(),
+            "next": standing.next(),
+        }))
+        .into_response();
+        r.headers_mut().insert(
+            header::SET_COOKIE,
+            session_cookie(&session.token, HALF_SESSION_SECS),
+        );
+        r
+    }
+
+    /// Sign in through the directories at `which` (indexes into `directories`), in order:
+    /// the first that accepts the name and password decides.
+    async fn directory_sign_in(
+        &self,
+        which: &[usize],
+        username: &str,
+        password: &str,
+        addr: IpAddr,
+    ) -> Response {
+        use crate::ldap::DirectoryError;
+        let key = username.to_lowercase();
+        let mut unavailable = None;
+        for &i in which {
+            let d = &self.directories[i];
+            match d.authenticate(username, password).await {
+                Ok(found) => return self.directory_user(i, found, &key, addr).await,
+                Err(DirectoryError::Unavailable(e)) => {
+                    tracing::warn!("ldap {}: {e}", d.config.name);
+                    unavailable = Some(d.config.name.clone());
+                }
+                Err(_) => {}
+            }
+        }
+        if let Some(name) = unavailable {
+            self.audit(
+                "signin.failure",
+                "unknown".into(),
+                addr,
+                format!("directory {name} unavailable"),
+            );
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "directory_unavailable",
+                "the sign-in directory cannot be reached; try again later",
+            );
+        }
+        self.failed(
+            addr,
+            &key,
+            "unknown".into(),
+            "the directory refused the user name or password".into(),
+        );
+        invalid_credentials()
+    }
+
+    /// A directory accepted the password: map the groups to a role and open the session.
+    async fn directory_user(
+        &self,
+        i: usize,
+        found: crate::ldap::DirectoryUser,
+        username: &str,
+        addr: IpAddr,
+    ) -> Response {
+        let d = &self.directories[i];
+        let actor = format!("account:{username}");
+        let Some(role) = d.role(&found) else {
+            self.audit(
+                "signin.failure",
+                actor,
+                addr,
+                format!("{}: in none of the allowed groups", d.source()),
+            );
+            return error(
+                StatusCode::FORBIDDEN,
+                "not_allowed",
+                "your directory account may not use this server: it is in none of the \
+                 groups allowed to sign in",
+            );
+        };
+        let who = conclave_store::ExternalIdentity {
+            source: d.source(),
+            subject: found.dn,
+            username: username.to_owned(),
+            display_name: found.display_name,
+            role,
+        };
+        let store = self.store.clone();
+        let mfa = self.mfa;
+        let outcome = tokio::task::spawn_blocking(move || {
+            let now = conclave_store::OffsetDateTime::now_utc();
+            let account = store.external_account(&who, now)?;
+            let (session, standing) = open_session(&store, mfa, &account, now)?;
+            Ok::<_, conclave_store::ExternalError>((account, session, standing))
+        })
+        .await;
+        match outcome {
+            Ok(Ok((account, session, standing))) => {
+                self.session_response(&account, &session, standing, addr, &d.source())
+            }
+            Ok(Err(conclave_store::ExternalError::Store(e))) => internal("sign-in", &e),
+            Ok(Err(why)) => {
+                self.audit(
+                    "signin.failure",
+                    actor,
+                    addr,
+                    format!("{}: {why}", d.source()),
+                );
+                let message = match &why {
+                    conclave_store::ExternalError::NameTaken { .. }
+                    | conclave_store::ExternalError::Username(_) => {
+                        "your directory user name cannot be used here (it is taken by \
+                         another account or breaks the user-name rules); ask the administrator"
+                    }
+                    _ => "this account is disabled or expired here; ask the administrator",
+                };
+                error(StatusCode::FORBIDDEN, "not_allowed", message)
+            }
+            Err(e) => internal("sign-in task", &e),
         }
     }
 }

@@ -403,11 +403,12 @@ fn print_table(accounts: &[(Account, conclave_store::Factors)], now: OffsetDateT
         "STATUS",
         "ROLE",
         "2FA",
+        "SOURCE",
         "CREATED",
         "LAST LOGIN",
         "EXPIRES",
     ];
-    let rows: Vec<[String; 8]> = accounts
+    let rows: Vec<[String; 9]> = accounts
         .iter()
         .map(|(a, f)| {
             [
@@ -416,6 +417,7 @@ fn print_table(accounts: &[(Account, conclave_store::Factors)], now: OffsetDateT
                 a.state(now).to_owned(),
                 a.role.as_str().to_owned(),
                 if f.totp { "app" } else { "-" }.to_owned(),
+                a.source.clone(),
                 fmt_time(Some(a.created_at)),
                 fmt_time(a.last_login_at),
                 fmt_time(a.expires_at),
@@ -460,6 +462,7 @@ fn print_json(accounts: &[(Account, conclave_store::Factors)], now: OffsetDateTi
                 "role": a.role.as_str(),
                 "totp": f.totp,
                 "recovery_codes_left": f.recovery_codes_left,
+                "source": a.source,
                 "created_at": time(Some(a.created_at)),
                 "last_login_at": time(a.last_login_at),
                 "expires_at": time(a.expires_at),

@@ -691,6 +691,7 @@ async fn conclave_audit_finds_loosened_settings_open_secrets_and_checks_a_live_s
         ("config.access_mode", "low"),
         ("files.secret_mode", "high"),
         ("accounts.no_expiry", "low"),
+        ("accounts.no_second_factor", "low"),
         // The test server's self-signed certificate, seen from outside.
         ("live.untrusted", "high"),
         ("live.metrics_public", "info"),

@@ -93,12 +93,21 @@ pub struct Account {
     pub password_changed_at: Option<OffsetDateTime>,
     /// Moderator or member.
     pub role: AccountRole,
+    /// `local` (a password of this server), or the `ldap:NAME` / `oidc:NAME` provider that
+    /// vouches for the account at each sign-in.
+    pub source: String,
 }
 
 impl Account {
     /// Whether the expiry time has been reached at `now`.
     pub fn is_expired(&self, now: OffsetDateTime) -> bool {
         self.expires_at.is_some_and(|at| at <= now)
+    }
+
+    /// Whether the account's password is this server's (not a directory's or an identity
+    /// provider's).
+    pub fn is_local(&self) -> bool {
+        self.source == "local"
     }
 
     /// Whether the account may sign in and use its sessions at `now`.
@@ -131,6 +140,9 @@ pub enum LoginError {
     /// Correct password, but the account is disabled.
     #[error("account is disabled")]
     Disabled,
+    /// The account signs in through a directory or identity provider, not a password here.
+    #[error("account signs in through {0}")]
+    External(String),
     /// Correct password, but the account has expired.
     #[error("account has expired")]
     Expired,
@@ -142,10 +154,10 @@ pub enum LoginError {
 /// The account columns, in the order [`account_from_row`] reads them.
 pub(crate) const ACCOUNT_COLUMNS: &str = "users.id, users.username, users.display_name, \
      users.status, users.created_at, users.last_login_at, users.expires_at, \
-     users.password_changed_at, users.role";
+     users.password_changed_at, users.role, users.source";
 
 /// How many columns [`ACCOUNT_COLUMNS`] has (the index of the next one).
-pub(crate) const ACCOUNT_COLUMN_COUNT: usize = 9;
+pub(crate) const ACCOUNT_COLUMN_COUNT: usize = 10;
 
 /// Read the [`ACCOUNT_COLUMNS`] of a row.
 pub(crate) fn account_from_row(r: &Row<'_>) -> rusqlite::Result<Account> {
@@ -179,6 +191,7 @@ pub(crate) fn account_from_row(r: &Row<'_>) -> rusqlite::Result<Account> {
             "member" => AccountRole::Member,
             _ => AccountRole::Moderator,
         },
+        source: r.get(9)?,
     })
 }
 
@@ -278,8 +291,10 @@ impl Store {
     ) -> Result<usize, Error> {
         let username = normalize_username(username)?;
         self.options.password_policy.check(&username, password)?;
-        if self.account(&username)?.is_none() {
-            return Err(Error::UnknownUser(username));
+        match self.account(&username)? {
+            None => return Err(Error::UnknownUser(username)),
+            Some(a) if !a.is_local() => return Err(Error::External(username, a.source)),
+            Some(_) => {}
         }
         let hash = password::hash(password)?;
         self.update_and_revoke(
@@ -405,6 +420,10 @@ impl Store {
             password::verify_dummy(password);
             return Err(LoginError::UnknownUser);
         };
+        if !account.is_local() {
+            password::verify_dummy(password);
+            return Err(LoginError::External(account.source));
+        }
         if !password::verify(password, &stored) {
             return Err(LoginError::BadPassword);
         }

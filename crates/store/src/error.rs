@@ -73,6 +73,9 @@ pub enum Error {
     /// An account with this username (compared case-insensitively) exists.
     #[error("user {0:?} already exists")]
     UserExists(String),
+    /// The account's password lives in a directory or identity provider.
+    #[error("user {0:?} signs in through {1}; change the password there")]
+    External(String, String),
     /// The room is already reserved.
     #[error("room {0} is already reserved")]
     ReservationExists(String),

@@ -17,6 +17,7 @@ mod accounts;
 mod audit;
 mod connections;
 mod error;
+mod external;
 mod factors;
 mod migrations;
 mod names;
@@ -35,6 +36,7 @@ pub use accounts::{Account, AccountId, AccountRole, AccountStatus, LoginError};
 pub use audit::{AuditEvent, AuditKey, AuditRecord, AuditVerdict, Tamper};
 pub use connections::{ConnectionFilter, LoggedConnection};
 pub use error::Error;
+pub use external::{ExternalError, ExternalIdentity};
 pub use factors::{
     FACTORS_KEY_FILE, FactorError, FactorKey, Factors, RECOVERY_CODES, SessionFactor, TOTP_DIGITS,
     TOTP_SECRET_BYTES, TOTP_STEP_SECS, TotpEnrolment, base32, hotp, totp_step,

@@ -42,6 +42,10 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "account roles and second factors",
         sql: include_str!("migrations/005_factors.sql"),
     },
+    Migration {
+        name: "directory and identity-provider accounts",
+        sql: include_str!("migrations/006_external.sql"),
+    },
 ];
 
 /// The schema version this binary writes and understands.

@@ -92,7 +92,7 @@ fn new_database_is_current_durable_and_private() {
     let dir = TempDir::new();
     let store = open(&dir);
     assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
-    assert_eq!(SCHEMA_VERSION, 5);
+    assert_eq!(SCHEMA_VERSION, 6);
     assert_eq!(store.integrity_check().unwrap(), "ok");
     {
         let conn = store.lock();
@@ -660,4 +660,60 @@ fn two_handles_on_one_file_see_each_other() {
         t.join().unwrap().unwrap();
     }
     assert_eq!(cli.list_accounts().unwrap().len(), 5);
+}
+
+#[test]
+fn directory_accounts_follow_the_provider_and_never_take_a_password_or_a_name() {
+    let dir = TempDir::new();
+    let store = open(&dir);
+    store.add_account("ada", "Ada", PW, T0).unwrap();
+    let who = |username: &str, name: &str, role| ExternalIdentity {
+        source: "ldap:corp".into(),
+        subject: format!("uid={username},ou=people,dc=example,dc=org"),
+        username: username.into(),
+        display_name: name.into(),
+        role,
+    };
+    let a = store
+        .external_account(&who("carl", "Carl Cox", AccountRole::Member), T0)
+        .unwrap();
+    assert_eq!(
+        (a.username.as_str(), a.display_name.as_str(), a.role),
+        ("carl", "Carl Cox", AccountRole::Member)
+    );
+    assert_eq!(a.source, "ldap:corp");
+    assert!(!a.is_local());
+    // The next sign-in refreshes name and role from the directory; the row is the same.
+    let b = store
+        .external_account(&who("carl", "Carl C. Cox", AccountRole::Moderator), T0)
+        .unwrap();
+    assert_eq!((b.id, b.display_name.as_str()), (a.id, "Carl C. Cox"));
+    assert_eq!(b.role, AccountRole::Moderator);
+    // A directory user named like a local account does not get it.
+    match store.external_account(&who("ada", "Mallory", AccountRole::Moderator), T0) {
+        Err(ExternalError::NameTaken { username, owner }) => {
+            assert_eq!((username.as_str(), owner.as_str()), ("ada", "local"))
+        }
+        other => panic!("expected NameTaken, got {other:?}"),
+    }
+    // No password signs in to a directory account, and none can be set here.
+    assert!(matches!(
+        store.verify_login("carl", "!", T0),
+        Err(LoginError::External(s)) if s == "ldap:corp"
+    ));
+    assert!(matches!(
+        store.set_password("carl", PW, T0),
+        Err(Error::External(..))
+    ));
+    // An administrator's disable holds against the directory.
+    store.disable("carl").unwrap();
+    assert!(matches!(
+        store.external_account(&who("carl", "Carl Cox", AccountRole::Member), T0),
+        Err(ExternalError::Disabled)
+    ));
+    // A display name the rules refuse gives way to the user name.
+    let d = store
+        .external_account(&who("dora", &"x".repeat(500), AccountRole::Member), T0)
+        .unwrap();
+    assert_eq!(d.display_name, "dora");
 }

@@ -17,7 +17,6 @@ use tokio::task::JoinHandle;
 use tokio_rustls::TlsConnector;
 
 use crate::config::{ConfigError, TokenConfig};
-use crate::keys::read_file;
 
 /// Why fetching `jwks_url` failed. The last good key set stays in use.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -109,40 +108,21 @@ impl JwksFetcher {
     /// Build from a validated config with `jwks_url` set.
     pub(crate) fn new(config: &TokenConfig, url: &str) -> Result<JwksFetcher, ConfigError> {
         let url = JwksUrl::parse(url).map_err(|r| crate::config::invalid("jwks_url", r))?;
-        let mut roots = rustls::RootCertStore::empty();
-        if let Some(path) = &config.jwks_ca_file {
-            let pem = read_file("jwks_ca_file", path)?;
-            let bad = |reason: String| ConfigError::BadKey {
+        let tls = client_tls(config.jwks_ca_file.as_deref()).map_err(|e| match e {
+            ClientTlsError::CaFile { path, reason } => ConfigError::BadKey {
                 key: "jwks_ca_file",
                 location: path.display().to_string(),
                 reason,
-            };
-            for cert in CertificateDer::pem_slice_iter(&pem) {
-                let cert = cert.map_err(|e| bad(format!("is not a PEM certificate file ({e})")))?;
-                roots
-                    .add(cert)
-                    .map_err(|e| bad(format!("holds an unusable certificate ({e})")))?;
+            },
+            ClientTlsError::NoSystemRoots => crate::config::invalid(
+                "jwks_url",
+                "no trusted CA certificates found on this system; install \
+                 ca-certificates or set tokens.jwks_ca_file",
+            ),
+            ClientTlsError::Setup(e) => {
+                crate::config::invalid("jwks_url", format!("TLS setup failed: {e}"))
             }
-            if roots.is_empty() {
-                return Err(bad("holds no certificate".into()));
-            }
-        } else {
-            let found = rustls_native_certs::load_native_certs();
-            roots.add_parsable_certificates(found.certs);
-            if roots.is_empty() {
-                return Err(crate::config::invalid(
-                    "jwks_url",
-                    "no trusted CA certificates found on this system; install \
-                     ca-certificates or set tokens.jwks_ca_file",
-                ));
-            }
-        }
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let tls = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| crate::config::invalid("jwks_url", format!("TLS setup failed: {e}")))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+        })?;
         Ok(JwksFetcher {
             url,
             timeout: Duration::from_secs(config.jwks_timeout_secs),
@@ -210,4 +190,62 @@ impl JwksFetcher {
             })?;
         Ok(body.to_bytes().to_vec())
     }
+}
+
+/// Why a TLS client configuration could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientTlsError {
+    /// The CA file is unreadable, not PEM, or holds no usable certificate.
+    #[error("CA file {}: {reason}", path.display())]
+    CaFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// No CA file was given and the system has no trusted CA certificates.
+    #[error(
+        "no trusted CA certificates found on this system; install ca-certificates or name a CA file"
+    )]
+    NoSystemRoots,
+    /// rustls refused the setup.
+    #[error("TLS setup failed: {0}")]
+    Setup(String),
+}
+
+/// A TLS client configuration (aws-lc-rs, TLS 1.2 and 1.3, certificates verified) trusting
+/// the certificates in `ca_file`, or the system's CA certificates without one. Used for every
+/// outgoing TLS connection: JWKS, LDAP directories, OpenID providers.
+pub fn client_tls(
+    ca_file: Option<&std::path::Path>,
+) -> Result<rustls::ClientConfig, ClientTlsError> {
+    let mut roots = rustls::RootCertStore::empty();
+    if let Some(path) = ca_file {
+        let bad = |reason: String| ClientTlsError::CaFile {
+            path: path.to_owned(),
+            reason,
+        };
+        let pem = std::fs::read(path).map_err(|e| bad(format!("cannot be read ({e})")))?;
+        for cert in CertificateDer::pem_slice_iter(&pem) {
+            let cert = cert.map_err(|e| bad(format!("is not a PEM certificate file ({e})")))?;
+            roots
+                .add(cert)
+                .map_err(|e| bad(format!("holds an unusable certificate ({e})")))?;
+        }
+        if roots.is_empty() {
+            return Err(bad("holds no certificate".into()));
+        }
+    } else {
+        let found = rustls_native_certs::load_native_certs();
+        roots.add_parsable_certificates(found.certs);
+        if roots.is_empty() {
+            return Err(ClientTlsError::NoSystemRoots);
+        }
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ClientTlsError::Setup(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
 }

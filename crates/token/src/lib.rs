@@ -28,7 +28,7 @@ mod verify;
 pub use config::{ConfigError, MIN_SECRET_BYTES, Secret, TokenAlgorithm, TokenConfig};
 pub use error::TokenError;
 pub use identity::{RoomScope, TokenIdentity, check_room};
-pub use jwks_fetch::JwksFetchError;
+pub use jwks_fetch::{ClientTlsError, JwksFetchError, client_tls};
 pub use keys::{MAX_JWKS_KEYS, MIN_RSA_BITS};
 pub use mint::{LinkError, MintError, MintRequest, TokenMinter, invite_link, mint};
 pub use verify::{JWKS_RETRY, TokenVerifier};
