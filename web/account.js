@@ -38,7 +38,7 @@ const SESSION_PATH = '/api/session';
  * @param {unknown} value
  * @returns {value is Account}
  */
-function isAccount(value) {
+export function isAccount(value) {
   if (typeof value !== 'object' || value === null) return false;
   const v = /** @type {Record<string, unknown>} */ (value);
   return typeof v.username === 'string' && typeof v.name === 'string';
@@ -108,7 +108,7 @@ export async function currentAccount() {
  *   | {kind: 'throttled', retryAfterSeconds: number | null} | {kind: 'not-allowed'}
  *   | {kind: 'unavailable'} | {kind: 'failed', status: number | null}>}
  */
-async function send(path, body, method = 'POST') {
+export async function send(path, body, method = 'POST') {
   /** @type {Response} */
   let response;
   try {

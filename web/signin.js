@@ -15,6 +15,7 @@ import {
   signOut,
 } from './account.js';
 import { onLocaleChange, t } from './i18n.js';
+import { addPasskey, passkeysSupported, signInWithPasskey } from './passkey.js';
 import { announce, byId, clearAlert, showAlert } from './page.js';
 
 /** @typedef {import('./account.js').Account} Account */
@@ -88,6 +89,9 @@ export function showAccountPanel() {
     signedIn: byId('signed-in', HTMLDivElement),
     signedInText: byId('signed-in-text', HTMLParagraphElement),
     enrolStart: byId('enrol-start', HTMLButtonElement),
+    passkeyAdd: byId('passkey-add', HTMLButtonElement),
+    passkeyStatus: byId('passkey-status', HTMLParagraphElement),
+    passkeySignIn: byId('passkey-sign-in', HTMLButtonElement),
     signOutButton: byId('sign-out', HTMLButtonElement),
     form: byId('sign-in-form', HTMLFormElement),
     username: byId('sign-in-username', HTMLInputElement),
@@ -139,6 +143,8 @@ export function showAccountPanel() {
   let factorError = null;
   /** @type {(() => string) | null} */
   let enrolError = null;
+  /** What the last passkey action came to, in the current language. @type {(() => string) | null} */
+  let passkeyStatus = null;
 
   function draw() {
     const stepping = pending !== null || enrolment !== null || recoveryCodes !== null;
@@ -148,6 +154,11 @@ export function showAccountPanel() {
     ui.signedIn.hidden = !account || stepping;
     ui.signedInText.textContent = account ? t('signedInAs', { name: account.name }) : '';
     ui.enrolStart.hidden = !canEnrol;
+    ui.passkeyAdd.hidden = !account || !passkeysSupported();
+    ui.passkeyAdd.disabled = busy;
+    ui.passkeyStatus.textContent = account && passkeyStatus ? passkeyStatus() : '';
+    ui.passkeySignIn.hidden = !passkeysSupported();
+    ui.passkeySignIn.disabled = busy;
     ui.form.hidden = !(account === null && formOpen && !stepping);
     ui.toggle.setAttribute('aria-expanded', String(formOpen));
     ui.error.textContent = error ? error() : '';
@@ -350,6 +361,31 @@ export function showAccountPanel() {
     ui.factorCode.focus();
   });
   ui.enrolStart.addEventListener('click', startEnrolment);
+  ui.passkeyAdd.addEventListener('click', async () => {
+    if (busy) return;
+    busy = true;
+    passkeyStatus = null;
+    draw();
+    const r = await addPasskey(navigator.platform || 'Passkey');
+    busy = false;
+    passkeyStatus = () => t(r.kind === 'ok' ? 'passkeyAdded' : r.kind === 'cancelled' ? 'passkeyCancelled' : 'passkeyRefused');
+    draw();
+  });
+  ui.passkeySignIn.addEventListener('click', async () => {
+    if (busy) return;
+    busy = true;
+    setError(null, []);
+    const result = await signInWithPasskey();
+    busy = false;
+    if (result.kind === 'signed-in') {
+      finishSignIn(result.account);
+      return;
+    }
+    if (result.kind === 'cancelled') setError(() => t('passkeyCancelled'), []);
+    else if (result.kind === 'invalid' || result.kind === 'failed') setError(() => t('passkeyRefused'), []);
+    else setError(() => signInErrorText(result), []);
+    ui.passkeySignIn.focus();
+  });
   ui.enrolCancel.addEventListener('click', abandon);
   ui.enrolForm.addEventListener('submit', async (event) => {
     event.preventDefault();

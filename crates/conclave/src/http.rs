@@ -91,6 +91,24 @@ pub fn router(
         )
         .route("/api/account/factors", get(crate::second_factor::factors))
         .route(
+            "/api/account/passkeys/options",
+            axum::routing::post(crate::passkey::registration_options),
+        )
+        .route(
+            "/api/account/passkeys",
+            axum::routing::post(crate::passkey::register)
+                .layer(axum::extract::DefaultBodyLimit::max(MAX_API_BODY)),
+        )
+        .route(
+            "/api/session/passkey/options",
+            axum::routing::post(crate::passkey::sign_in_options),
+        )
+        .route(
+            "/api/session/passkey",
+            axum::routing::post(crate::passkey::sign_in)
+                .layer(axum::extract::DefaultBodyLimit::max(MAX_API_BODY)),
+        )
+        .route(
             "/api/account/totp",
             axum::routing::post(crate::second_factor::begin_totp)
                 .delete(crate::second_factor::remove_totp)

@@ -12,6 +12,7 @@ pub mod http;
 pub mod invite;
 pub mod ldap;
 pub mod metrics;
+pub mod passkey;
 pub mod plain_http;
 pub mod records;
 pub mod rooms_api;

@@ -85,7 +85,7 @@ fn parse(body: &[u8]) -> Option<CodeBody> {
     Some(b)
 }
 
-fn no_session() -> Response {
+pub(crate) fn no_session() -> Response {
     error(
         StatusCode::UNAUTHORIZED,
         "signed_out",
@@ -111,17 +111,19 @@ fn invalid_code() -> Response {
 }
 
 /// Run a blocking store call.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Option<T> {
     tokio::task::spawn_blocking(f).await.ok()
 }
 
 /// The session of the request, if any.
-async fn view(si: &SignIn, headers: HeaderMap) -> Option<SessionView> {
+pub(crate) async fn view(si: &SignIn, headers: HeaderMap) -> Option<SessionView> {
     let si = si.clone();
     blocking(move || si.session_for(&headers)).await.flatten()
 }
 
-fn actor(a: &Account) -> String {
+pub(crate) fn actor(a: &Account) -> String {
     format!("account:{}", a.username)
 }
 
@@ -211,6 +213,7 @@ pub async fn factors(State(si): State<SignIn>, headers: HeaderMap) -> Response {
         "required": si.mfa.requires(v.account.role),
         "totp": v.factors.totp,
         "recovery_codes_left": v.factors.recovery_codes_left,
+        "passkeys": v.factors.passkeys,
     }))
     .into_response()
 }
@@ -509,6 +512,7 @@ mod tests {
         let app = Factors {
             totp: true,
             recovery_codes_left: 10,
+            passkeys: 0,
         };
         let cases = [
             // policy, role, session factor, factors -> standing

@@ -44,6 +44,8 @@ pub struct SignIn {
     pub issuer: String,
     /// The `[[ldap]]` directories, in the order they are asked.
     pub directories: Arc<Vec<crate::ldap::Directory>>,
+    /// Open passkey ceremonies (challenges).
+    pub passkeys: Arc<crate::passkey::Ceremonies>,
 }
 
 /// How long a half session lasts: time to open the app and type a code, or to enrol.
@@ -73,6 +75,7 @@ impl SignIn {
     ) -> SignIn {
         SignIn {
             directories: Arc::new(directories),
+            passkeys: Arc::default(),
             store,
             mfa: accounts.mfa,
             factor_key: Arc::new(factor_key),

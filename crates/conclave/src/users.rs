@@ -177,14 +177,19 @@ pub fn run(args: UserArgs) -> Result<()> {
                 .map_err(flat)?
                 .ok_or_else(|| anyhow!("cannot reset the second factors: no user {username:?}"))?;
             let had = store.reset_factors(account.id).map_err(flat)?;
+            let keys = store.remove_passkeys(account.id).map_err(flat)?;
             let revoked = store.revoke_sessions(account.id).map_err(flat)?;
             println!(
-                "{}: {}{}",
+                "{}: {}{}{}",
                 account.username,
                 if had {
                     "authenticator app and recovery codes removed"
                 } else {
                     "had no second factor"
+                },
+                match keys {
+                    0 => String::new(),
+                    n => format!(", {n} passkeys removed"),
                 },
                 signed_out(revoked)
             );

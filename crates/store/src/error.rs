@@ -76,6 +76,12 @@ pub enum Error {
     /// The account's password lives in a directory or identity provider.
     #[error("user {0:?} signs in through {1}; change the password there")]
     External(String, String),
+    /// This passkey is registered already.
+    #[error("this passkey is registered already")]
+    PasskeyExists,
+    /// The account has as many passkeys as allowed.
+    #[error("an account can have at most {0} passkeys; remove one first")]
+    TooManyPasskeys(usize),
     /// The room is already reserved.
     #[error("room {0} is already reserved")]
     ReservationExists(String),

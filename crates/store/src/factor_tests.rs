@@ -104,7 +104,8 @@ fn enrolment_needs_a_code_and_a_code_works_once() {
         store.factors(acc.id).unwrap(),
         Factors {
             totp: true,
-            recovery_codes_left: RECOVERY_CODES
+            recovery_codes_left: RECOVERY_CODES,
+            passkeys: 0,
         }
     );
     // A second enrolment is refused while one is confirmed.

@@ -51,6 +51,8 @@ pub enum SessionFactor {
     Totp,
     /// The password and a recovery code.
     Recovery,
+    /// A passkey with user verification (possession and PIN or biometric, no password).
+    Passkey,
 }
 
 impl SessionFactor {
@@ -60,6 +62,7 @@ impl SessionFactor {
             SessionFactor::Password => "password",
             SessionFactor::Totp => "totp",
             SessionFactor::Recovery => "recovery",
+            SessionFactor::Passkey => "passkey",
         }
     }
 
@@ -68,11 +71,12 @@ impl SessionFactor {
             "password" => Some(SessionFactor::Password),
             "totp" => Some(SessionFactor::Totp),
             "recovery" => Some(SessionFactor::Recovery),
+            "passkey" => Some(SessionFactor::Passkey),
             _ => None,
         }
     }
 
-    /// Whether this is more than the password.
+    /// Whether this is more than the password alone.
     pub fn is_second(self) -> bool {
         self != SessionFactor::Password
     }
@@ -263,6 +267,8 @@ pub struct Factors {
     pub totp: bool,
     /// Unused recovery codes.
     pub recovery_codes_left: usize,
+    /// Registered passkeys (a way to sign in, not a second step after the password).
+    pub passkeys: usize,
 }
 
 impl Factors {
@@ -513,9 +519,15 @@ impl Store {
             [account.0],
             |r| r.get(0),
         )?;
+        let passkeys: i64 = conn.query_row(
+            "SELECT count(*) FROM passkeys WHERE user_id = ?1",
+            [account.0],
+            |r| r.get(0),
+        )?;
         Ok(Factors {
             totp: totp > 0,
             recovery_codes_left: usize::try_from(left).unwrap_or(0),
+            passkeys: usize::try_from(passkeys).unwrap_or(0),
         })
     }
 

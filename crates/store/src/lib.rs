@@ -21,6 +21,7 @@ mod external;
 mod factors;
 mod migrations;
 mod names;
+mod passkeys;
 mod password;
 mod pseudonyms;
 mod reservations;
@@ -44,6 +45,7 @@ pub use factors::{
 pub use migrations::SCHEMA_VERSION;
 pub use names::{DisplayNameError, MAX_DISPLAY_NAME_CHARS, MAX_USERNAME_CHARS, UsernameError};
 pub use names::{normalize_display_name, normalize_username};
+pub use passkeys::{MAX_PASSKEYS, Passkey};
 pub use password::{
     DEFAULT_MIN_PASSWORD_CHARS, MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS_FLOOR, PasswordError,
     PasswordPolicy,

@@ -43,7 +43,7 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         sql: include_str!("migrations/005_factors.sql"),
     },
     Migration {
-        name: "directory and identity-provider accounts",
+        name: "directory accounts and passkeys",
         sql: include_str!("migrations/006_external.sql"),
     },
 ];
