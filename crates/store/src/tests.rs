@@ -121,7 +121,7 @@ fn each_migration_is_one_transaction_from_empty() {
         let conn = open_at_version(&dir.db(), v).unwrap();
         assert_eq!(migrations::user_version(&conn).unwrap() as usize, v);
     }
-    let conn = open_at_version(&dir.db(), 5).unwrap();
+    let conn = open_at_version(&dir.db(), 6).unwrap();
     let tables: Vec<String> = conn
         .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name")
         .unwrap()
@@ -135,6 +135,7 @@ fn each_migration_is_one_transaction_from_empty() {
             "audit_anchor",
             "audit_log",
             "connection_log",
+            "passkeys",
             "recovery_codes",
             "reservations",
             "sessions",
@@ -277,6 +278,91 @@ fn upgrade_from_version_3_keeps_everything_and_adds_the_logs() {
     store.log_leave(id, T0).unwrap();
     assert_eq!(store.audit_count().unwrap(), 0);
     assert_eq!(store.integrity_check().unwrap(), "ok");
+}
+
+#[test]
+fn upgrade_from_version_5_keeps_sessions_and_their_factor() {
+    let dir = TempDir::new();
+    let token = {
+        let store = Store {
+            conn: Mutex::new(open_at_version(&dir.db(), 5).unwrap()),
+            path: dir.db(),
+            options: StoreOptions::default(),
+        };
+        let acc = old_account(&store);
+        let token = old_session(&store, acc);
+        store
+            .lock()
+            .execute("UPDATE sessions SET factor = 'totp'", [])
+            .unwrap();
+        token
+    };
+    let store = open(&dir);
+    assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+    // The rebuilt sessions table kept the row and its factor; the account is local.
+    let (acc, factor) = store.session(&token, T0).unwrap().unwrap();
+    assert_eq!(
+        (acc.username.as_str(), factor),
+        ("ada", SessionFactor::Totp)
+    );
+    assert!(acc.is_local());
+    // And takes passkey sessions now.
+    let s = store
+        .create_session_with(acc.id, SessionFactor::Passkey, time::Duration::hours(1), T0)
+        .unwrap();
+    assert_eq!(
+        store.session(&s.token, T0).unwrap().unwrap().1,
+        SessionFactor::Passkey
+    );
+    assert_eq!(store.integrity_check().unwrap(), "ok");
+    let fk: i64 = store
+        .lock()
+        .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(fk, 0);
+}
+
+#[test]
+fn passkeys_are_unique_bounded_and_their_counter_only_moves_forward() {
+    let dir = TempDir::new();
+    let store = open(&dir);
+    let acc = store.add_account("ada", "Ada", PW, T0).unwrap();
+    let key = |id: u8| Passkey {
+        id: vec![id; 16],
+        account: acc.id,
+        public_key: vec![1, 2, 3],
+        alg: -7,
+        sign_count: 5,
+        name: "laptop".into(),
+        created_at: T0,
+        last_used_at: None,
+    };
+    store.add_passkey(&key(1)).unwrap();
+    assert!(matches!(
+        store.add_passkey(&key(1)),
+        Err(Error::PasskeyExists)
+    ));
+    for i in 2..=MAX_PASSKEYS as u8 {
+        store.add_passkey(&key(i)).unwrap();
+    }
+    assert!(matches!(
+        store.add_passkey(&key(200)),
+        Err(Error::TooManyPasskeys(_))
+    ));
+    assert_eq!(store.factors(acc.id).unwrap().passkeys, MAX_PASSKEYS);
+    // The counter: 5 -> 6 is fine, 6 again or lower is a clone.
+    assert!(store.use_passkey(&[1; 16], 6, T0).unwrap());
+    assert!(!store.use_passkey(&[1; 16], 6, T0).unwrap());
+    assert!(!store.use_passkey(&[1; 16], 2, T0).unwrap());
+    assert_eq!(store.passkey(&[1; 16]).unwrap().unwrap().sign_count, 6);
+    assert!(store.remove_passkey(acc.id, &[1; 16]).unwrap());
+    assert_eq!(store.remove_passkeys(acc.id).unwrap(), MAX_PASSKEYS - 1);
+    // Removing the account removes its passkeys.
+    store.add_passkey(&key(9)).unwrap();
+    store.remove("ada").unwrap();
+    assert!(store.passkey(&[9; 16]).unwrap().is_none());
 }
 
 #[test]
