@@ -18,6 +18,7 @@
 mod claims;
 mod config;
 mod error;
+mod id_token;
 mod identity;
 mod jwks_fetch;
 mod keys;
@@ -27,6 +28,7 @@ mod verify;
 
 pub use config::{ConfigError, MIN_SECRET_BYTES, Secret, TokenAlgorithm, TokenConfig};
 pub use error::TokenError;
+pub use id_token::{IdTokenError, IdTokenExpect, IdTokenKeys, MAX_ID_TOKEN_BYTES, verify_id_token};
 pub use identity::{RoomScope, TokenIdentity, check_room};
 pub use jwks_fetch::{ClientTlsError, JwksFetchError, client_tls};
 pub use keys::{MAX_JWKS_KEYS, MIN_RSA_BITS};

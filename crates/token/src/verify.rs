@@ -146,50 +146,8 @@ impl TokenVerifier {
                 max: inner.max_token_bytes,
             });
         }
-        let mut parts = token.split('.');
-        let (Some(h64), Some(p64), Some(s64), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(TokenError::Malformed(
-                "a JWT has three base64url parts separated by dots",
-            ));
-        };
-        let header_json = b64(h64).ok_or(TokenError::Malformed("the header is not base64url"))?;
-        let header: RawHeader = serde_json::from_slice(&header_json).map_err(|_| {
-            TokenError::Malformed("the header is not a JSON object with a string \"alg\"")
-        })?;
-        if header.alg != inner.algorithm.as_str() {
-            return Err(TokenError::UnsupportedAlgorithm(
-                quote(&header.alg),
-                inner.algorithm.as_str(),
-            ));
-        }
-        if header.crit.is_some() {
-            return Err(TokenError::Malformed(
-                "the header lists critical extensions (crit), which are not supported",
-            ));
-        }
-        if s64.is_empty() {
-            return Err(TokenError::Malformed("the signature part is empty"));
-        }
         let keys = Arc::clone(&inner.keys.read().unwrap_or_else(|e| e.into_inner()));
-        let key = select_key(&keys, header.kid.as_deref())?;
-        let signed = &token[..h64.len() + 1 + p64.len()];
-        match jsonwebtoken::crypto::verify(s64, signed.as_bytes(), key, inner.algorithm.jwt()) {
-            Ok(true) => {}
-            Ok(false) => return Err(TokenError::BadSignature),
-            Err(e) => {
-                return Err(match e.kind() {
-                    jsonwebtoken::errors::ErrorKind::Base64(_) => {
-                        TokenError::Malformed("the signature is not base64url")
-                    }
-                    _ => TokenError::BadSignature,
-                });
-            }
-        }
-        let payload = b64(p64).ok_or(TokenError::Malformed("the payload is not base64url"))?;
-        let claims: Map<String, Value> = serde_json::from_slice(&payload)
-            .map_err(|_| TokenError::Malformed("the payload is not a JSON object"))?;
+        let claims = verified_claims(token, inner.algorithm, &keys)?;
         let policy = ClaimPolicy {
             audience: &inner.audience,
             issuer: &inner.issuer,
@@ -275,6 +233,60 @@ impl TokenVerifier {
             tokio::time::sleep(wait).await;
         }
     }
+}
+
+/// The claims of a JWS whose header names exactly `alg` (no `none`, no other algorithm, no
+/// critical extensions) and whose signature verifies with one of `keys` (by `kid`). Claims
+/// are not checked here.
+pub(crate) fn verified_claims(
+    token: &str,
+    alg: TokenAlgorithm,
+    keys: &KeySet,
+) -> Result<Map<String, Value>, TokenError> {
+    let mut parts = token.split('.');
+    let (Some(h64), Some(p64), Some(s64), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(TokenError::Malformed(
+            "a JWT has three base64url parts separated by dots",
+        ));
+    };
+    let header_json = b64(h64).ok_or(TokenError::Malformed("the header is not base64url"))?;
+    let header: RawHeader = serde_json::from_slice(&header_json).map_err(|_| {
+        TokenError::Malformed("the header is not a JSON object with a string \"alg\"")
+    })?;
+    if header.alg != alg.as_str() {
+        return Err(TokenError::UnsupportedAlgorithm(
+            quote(&header.alg),
+            alg.as_str(),
+        ));
+    }
+    if header.crit.is_some() {
+        return Err(TokenError::Malformed(
+            "the header lists critical extensions (crit), which are not supported",
+        ));
+    }
+    if s64.is_empty() {
+        return Err(TokenError::Malformed("the signature part is empty"));
+    }
+    let key = select_key(keys, header.kid.as_deref())?;
+    let signed = &token[..h64.len() + 1 + p64.len()];
+    match jsonwebtoken::crypto::verify(s64, signed.as_bytes(), key, alg.jwt()) {
+        Ok(true) => {}
+        Ok(false) => return Err(TokenError::BadSignature),
+        Err(e) => {
+            return Err(match e.kind() {
+                jsonwebtoken::errors::ErrorKind::Base64(_) => {
+                    TokenError::Malformed("the signature is not base64url")
+                }
+                _ => TokenError::BadSignature,
+            });
+        }
+    }
+    let payload = b64(p64).ok_or(TokenError::Malformed("the payload is not base64url"))?;
+    let claims: Map<String, Value> = serde_json::from_slice(&payload)
+        .map_err(|_| TokenError::Malformed("the payload is not a JSON object"))?;
+    Ok(claims)
 }
 
 fn b64(part: &str) -> Option<Vec<u8>> {
