@@ -184,22 +184,74 @@ export async function confirmTotp(code) {
 }
 
 /**
- * The account's second factors and the server's policy, or null.
- * @returns {Promise<{mfa: string, required: boolean, totp: boolean, recoveryCodesLeft: number} | null>}
+ * A registered passkey, as the server lists it.
+ * @typedef {{id: string, name: string, createdAt: number, lastUsedAt: number | null}} PasskeyInfo
+ */
+
+/**
+ * The account's second factors, passkeys and the server's policy, or null.
+ * @returns {Promise<{mfa: string, required: boolean, totp: boolean, recoveryCodesLeft: number, passkeys: PasskeyInfo[]} | null>}
  */
 export async function accountFactors() {
   try {
     const response = await fetch('/api/account/factors', { credentials: 'same-origin', cache: 'no-store' });
     if (!response.ok) return null;
     const b = await response.json();
+    const list = Array.isArray(b.passkey_list) ? b.passkey_list : [];
     return {
       mfa: String(b.mfa),
       required: b.required === true,
       totp: b.totp === true,
       recoveryCodesLeft: Number(b.recovery_codes_left) || 0,
+      passkeys: list.map((/** @type {any} */ k) => ({
+        id: String(k.id),
+        name: String(k.name),
+        createdAt: Number(k.created_at) || 0,
+        lastUsedAt: typeof k.last_used_at === 'number' ? k.last_used_at : null,
+      })),
     };
   } catch {
     return null;
+  }
+}
+
+/**
+ * With the app's current code: remove the app (and its recovery codes), or get new recovery
+ * codes (the old ones stop working).
+ * @param {'remove' | 'renew'} what
+ * @param {string} code
+ * @returns {Promise<{kind: 'removed'} | {kind: 'renewed', recoveryCodes: string[]}
+ *   | {kind: 'invalid'} | {kind: 'refused'} | {kind: 'throttled', retryAfterSeconds: number | null}
+ *   | {kind: 'failed', status: number | null}>}
+ */
+export async function changeApp(what, code) {
+  const r = what === 'remove'
+    ? await send('/api/account/totp', { code }, 'DELETE')
+    : await send('/api/account/recovery-codes', { code });
+  if (r.kind === 'ok') {
+    if (what === 'remove') return { kind: 'removed' };
+    const codes = r.body.recovery_codes;
+    return Array.isArray(codes) ? { kind: 'renewed', recoveryCodes: codes.map(String) } : { kind: 'failed', status: 200 };
+  }
+  if (r.kind === 'failed' && r.status === 403) return { kind: 'refused' };
+  if (r.kind === 'not-allowed' || r.kind === 'unavailable') return { kind: 'refused' };
+  return r;
+}
+
+/**
+ * Remove one of the account's passkeys. Whether the server removed it.
+ * @param {string} id
+ */
+export async function removePasskey(id) {
+  try {
+    const r = await fetch(`/api/account/passkeys/${encodeURIComponent(id)}`, {
+      method: 'DELETE',
+      credentials: 'same-origin',
+      cache: 'no-store',
+    });
+    return r.status === 204;
+  } catch {
+    return false;
   }
 }
 

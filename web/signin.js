@@ -6,7 +6,6 @@
 // keeps the keyboard focus where the user is.
 
 import {
-  accountFactors,
   beginTotp,
   confirmTotp,
   currentSession,
@@ -16,6 +15,7 @@ import {
 } from './account.js';
 import { onLocaleChange, t } from './i18n.js';
 import { addPasskey, passkeysSupported, signInWithPasskey } from './passkey.js';
+import { securityPanel } from './security.js';
 import { announce, byId, clearAlert, showAlert } from './page.js';
 
 /** @typedef {import('./account.js').Account} Account */
@@ -121,6 +121,16 @@ export function showAccountPanel() {
     recoveryList: byId('recovery-list', HTMLOListElement),
     recoveryDone: byId('recovery-done', HTMLButtonElement),
   };
+  const security = securityPanel({
+    onRecoveryCodes: (codes) => {
+      showRecoveryCodes(codes);
+      draw();
+      ui.recoveryHeading.focus();
+    },
+    onChange: () => {
+      learnFactors();
+    },
+  });
   /** Who is signed in; undefined until the server said. @type {Account | null | undefined} */
   let account;
   /** A sign-in whose second step is due. @type {{kind: 'second-factor' | 'enrol', account: Account} | null} */
@@ -159,6 +169,8 @@ export function showAccountPanel() {
     ui.passkeyStatus.textContent = account && passkeyStatus ? passkeyStatus() : '';
     ui.passkeySignIn.hidden = !passkeysSupported();
     ui.passkeySignIn.disabled = busy;
+    security.redraw();
+    if (stepping || !account) byId('security-panel', HTMLElement).hidden = true;
     ui.form.hidden = !(account === null && formOpen && !stepping);
     ui.toggle.setAttribute('aria-expanded', String(formOpen));
     ui.error.textContent = error ? error() : '';
@@ -200,9 +212,26 @@ export function showAccountPanel() {
     if (open) ui.username.focus();
   }
 
-  /** Ask the server whether the account may still set up an app. */
+  /**
+   * Show recovery codes once (the recovery panel).
+   * @param {string[]} codes
+   */
+  function showRecoveryCodes(codes) {
+    recoveryCodes = codes;
+    ui.recoveryList.replaceChildren(
+      ...codes.map((c) => {
+        const li = document.createElement('li');
+        const code = document.createElement('code');
+        code.textContent = c;
+        li.append(code);
+        return li;
+      }),
+    );
+  }
+
+  /** Ask the server about the account's factors (may it still set up an app, its passkeys). */
   async function learnFactors() {
-    const f = account ? await accountFactors() : null;
+    const f = await security.refresh(!!account);
     canEnrol = f !== null && f.mfa !== 'off' && !f.totp;
     draw();
   }
@@ -370,6 +399,7 @@ export function showAccountPanel() {
     busy = false;
     passkeyStatus = () => t(r.kind === 'ok' ? 'passkeyAdded' : r.kind === 'cancelled' ? 'passkeyCancelled' : 'passkeyRefused');
     draw();
+    if (r.kind === 'ok') learnFactors();
   });
   ui.passkeySignIn.addEventListener('click', async () => {
     if (busy) return;
@@ -407,16 +437,8 @@ export function showAccountPanel() {
       pending = null;
       enrolment = null;
       canEnrol = false;
-      recoveryCodes = result.recoveryCodes;
-      ui.recoveryList.replaceChildren(
-        ...result.recoveryCodes.map((c) => {
-          const li = document.createElement('li');
-          const code = document.createElement('code');
-          code.textContent = c;
-          li.append(code);
-          return li;
-        }),
-      );
+      showRecoveryCodes(result.recoveryCodes);
+      learnFactors();
       announce('enrolledAnnounce');
       draw();
       ui.recoveryHeading.focus();

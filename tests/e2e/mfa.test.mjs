@@ -164,6 +164,11 @@ test('mfa = "moderators": enrol before opening a room, sign in with a code, a re
       await expectSignedIn(page, HOST.name);
       assert.deepEqual(await sessionStatus(page), { status: 200, body: { username: HOST.user, name: HOST.name, role: 'moderator' } });
       assert.equal(await page.getByRole('button', { name: 'Set up authenticator app' }).isVisible(), false);
+      // "Sign-in security" offers new recovery codes; the app itself is required for a
+      // moderator here, so there is no button to remove it.
+      await page.getByRole('heading', { name: 'Sign-in security' }).waitFor({ state: 'visible' });
+      assert.equal(await page.getByRole('button', { name: 'New recovery codes', exact: true }).isVisible(), true);
+      assert.equal(await page.getByRole('button', { name: 'Remove authenticator app', exact: true }).isVisible(), false);
 
       // Now she opens a room as its moderator.
       const tab2 = await host.context.newPage();
@@ -221,8 +226,32 @@ test('mfa = "moderators": enrol before opening a room, sign in with a code, a re
       await signInWithPassword(pupil.page, PUPIL);
       await expectSignedIn(pupil.page, PUPIL.name);
       assert.deepEqual(await sessionStatus(pupil.page), { status: 200, body: { username: PUPIL.user, name: PUPIL.name, role: 'member' } });
-      // It may still set up an app of its own.
-      await pupil.page.getByRole('button', { name: 'Set up authenticator app', exact: true }).waitFor({ state: 'visible' });
+      // It may still set up an app of its own, and manage it in "Sign-in security": new
+      // recovery codes with one code, then remove the app with a later one.
+      const pp = pupil.page;
+      await pp.getByRole('button', { name: 'Set up authenticator app', exact: true }).click();
+      await pp.getByRole('heading', { name: 'Set up an authenticator app' }).waitFor({ state: 'visible' });
+      const pupilSecret = ((await pp.locator('#enrol-secret').textContent()) ?? '').replace(/\s/g, '');
+      const enrolStep = Math.floor(Date.now() / 30_000);
+      await pp.getByLabel('Code the app shows now', { exact: true }).fill(oathtool(pupilSecret));
+      await pp.getByLabel('Code the app shows now', { exact: true }).press('Enter');
+      await pp.getByRole('button', { name: 'I have stored them', exact: true }).click();
+      const security = pp.getByRole('heading', { name: 'Sign-in security' });
+      await security.waitFor({ state: 'visible' });
+      const codeBox = pp.getByLabel('Current code from the app', { exact: true });
+      await codeBox.fill(oathtool(pupilSecret, 30));
+      await pp.getByRole('button', { name: 'New recovery codes', exact: true }).click();
+      await pp.getByRole('heading', { name: 'Your recovery codes' }).waitFor({ state: 'visible' });
+      assert.equal((await pp.locator('#recovery-list li').allTextContents()).length, 10);
+      await pp.getByRole('button', { name: 'I have stored them', exact: true }).click();
+      // The next step's code was spent; wait for the clock to pass the enrolment step so a
+      // newer one is inside the window.
+      await waitFor('the next TOTP step', async () => Math.floor(Date.now() / 30_000) > enrolStep, { timeout: 40_000 });
+      await codeBox.fill(oathtool(pupilSecret, 30));
+      await pp.getByRole('button', { name: 'Remove authenticator app', exact: true }).click();
+      await security.waitFor({ state: 'hidden' });
+      await pp.getByRole('button', { name: 'Set up authenticator app', exact: true }).waitFor({ state: 'visible' });
+      assert.equal((await sessionStatus(pp)).status, 200, 'still signed in');
     });
 
     // Every step is in the audit log, verified by the real binary.
@@ -239,6 +268,10 @@ test('mfa = "moderators": enrol before opening a room, sign in with a code, a re
       'signin.failure wrong or used recovery code',
     ]) {
       assert.ok(kinds.includes(want), `audit log has "${want}": ${kinds.join(' | ')}`);
+    }
+    const pupilKinds = audit.trim().split('\n').map((l) => JSON.parse(l)).filter((r) => r.actor === 'account:pia').map((r) => r.kind);
+    for (const want of ['account.totp_enrolled', 'account.recovery_codes_renewed', 'account.totp_removed']) {
+      assert.ok(pupilKinds.includes(want), `audit log has ${want} for pia: ${pupilKinds.join(' | ')}`);
     }
     assert.ok(secret.length === 32 && !audit.includes(secret), 'the audit log never holds the key');
   } finally {

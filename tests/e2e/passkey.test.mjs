@@ -125,6 +125,19 @@ test('passkeys: add one, sign in with it alone, open a room; a forged assertion 
       await waitFor('the cancelled message', async () =>
         ((await page.locator('#sign-in-error').textContent()) ?? '') === 'The passkey step was cancelled.',
       );
+
+      // Signed in with the password, the passkey is listed under "Sign-in security" and
+      // can be removed there.
+      await page.getByLabel('User name', { exact: true }).fill(HOST.user);
+      await page.getByLabel('Password', { exact: true }).fill(HOST.password);
+      await page.getByLabel('Password', { exact: true }).press('Enter');
+      await expectSignedIn(page, HOST.name);
+      const list = page.locator('#passkey-list li');
+      await waitFor('the passkey listed', async () => (await list.count()) === 1);
+      await list.getByRole('button').click();
+      await page.getByRole('heading', { name: 'Sign-in security' }).waitFor({ state: 'hidden' });
+      const left = await page.evaluate(async () => (await fetch('/api/account/factors')).json());
+      assert.equal(left.passkeys, 0);
     });
     const audit = execFileSync(serverBinary(), ['audit-log', 'export', '--data-dir', srv.dataDir], { encoding: 'utf8' })
       .trim()
@@ -135,6 +148,7 @@ test('passkeys: add one, sign in with it alone, open a room; a forged assertion 
     assert.ok(audit.includes('signin.success passkey'), audit.join('\n'));
     assert.ok(audit.some((l) => l.startsWith('account.passkey_added')), audit.join('\n'));
     assert.ok(audit.includes('signin.failure passkey: bad signature'), audit.join('\n'));
+    assert.ok(audit.some((l) => l.startsWith('account.passkey_removed')), audit.join('\n'));
   } finally {
     await srv.stop();
   }

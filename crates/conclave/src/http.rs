@@ -100,6 +100,10 @@ pub fn router(
                 .layer(axum::extract::DefaultBodyLimit::max(MAX_API_BODY)),
         )
         .route(
+            "/api/account/passkeys/{id}",
+            axum::routing::delete(crate::passkey::remove),
+        )
+        .route(
             "/api/session/passkey/options",
             axum::routing::post(crate::passkey::sign_in_options),
         )
@@ -202,7 +206,7 @@ pub const PERMISSIONS_POLICY: &str = "camera=(self), microphone=(self), \
 display-capture=(self), fullscreen=(self), picture-in-picture=(self), autoplay=(self), \
 geolocation=(), payment=(), usb=(), serial=(), hid=(), bluetooth=(), midi=(), \
 accelerometer=(), gyroscope=(), magnetometer=(), screen-wake-lock=(), \
-publickey-credentials-get=(self)";
+publickey-credentials-get=(self), publickey-credentials-create=(self)";
 
 async fn public_settings(State(st): State<AppState>) -> axum::Json<PublicSettings> {
     axum::Json(st.public)

@@ -612,6 +612,52 @@ fn check_assertion(
     }
 }
 
+/// `DELETE /api/account/passkeys/{id}`: remove one of the signed-in account's passkeys.
+pub async fn remove(
+    State(si): State<SignIn>,
+    peer: Option<axum::Extension<crate::http::PeerAddr>>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+) -> Response {
+    if let Some(r) = crate::signin::foreign_origin(&headers, &uri) {
+        return r;
+    }
+    let Ok(id) = b64("id", &id) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "the passkey ID is not base64url",
+        );
+    };
+    let Some(v) = view(&si, headers)
+        .await
+        .filter(|v| v.standing == Standing::Full)
+    else {
+        return no_session();
+    };
+    let store = si.store.clone();
+    let account = v.account.id;
+    match blocking(move || store.remove_passkey(account, &id)).await {
+        Some(Ok(true)) => {
+            si.audit(
+                "account.passkey_removed",
+                actor(&v.account),
+                peer_ip(peer),
+                String::new(),
+            );
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Some(Ok(false)) => error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "this account has no such passkey",
+        ),
+        Some(Err(e)) => internal(e),
+        None => internal("task failed"),
+    }
+}
+
 /// The passkeys of the signed-in account, for `GET /api/account/factors`.
 pub fn describe(keys: &[Passkey]) -> serde_json::Value {
     keys.iter()

@@ -208,12 +208,18 @@ pub async fn factors(State(si): State<SignIn>, headers: HeaderMap) -> Response {
     if v.standing == Standing::SecondFactor {
         return no_session();
     }
+    let store = si.store.clone();
+    let id = v.account.id;
+    let Some(Ok(keys)) = blocking(move || store.passkeys(id)).await else {
+        return internal("listing passkeys failed");
+    };
     Json(json!({
         "mfa": si.mfa.as_str(),
         "required": si.mfa.requires(v.account.role),
         "totp": v.factors.totp,
         "recovery_codes_left": v.factors.recovery_codes_left,
         "passkeys": v.factors.passkeys,
+        "passkey_list": crate::passkey::describe(&keys),
     }))
     .into_response()
 }

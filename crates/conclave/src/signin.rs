@@ -235,14 +235,19 @@ pub fn state_change_allowed(headers: &HeaderMap, uri: &axum::http::Uri) -> Optio
             "send JSON (Content-Type: application/json)",
         ));
     }
-    if !crate::http::same_origin(headers, uri) {
-        return Some(error(
+    foreign_origin(headers, uri)
+}
+
+/// `Some(403)` when the browser names an origin that is not ours (for requests without a
+/// body, such as DELETE).
+pub fn foreign_origin(headers: &HeaderMap, uri: &axum::http::Uri) -> Option<Response> {
+    (!crate::http::same_origin(headers, uri)).then(|| {
+        error(
             StatusCode::FORBIDDEN,
             "forbidden",
             "requests are accepted from this server's own pages only",
-        ));
-    }
-    None
+        )
+    })
 }
 
 /// The `Set-Cookie` value of a session (or, with "" and 0, of its removal).
@@ -569,12 +574,8 @@ pub async fn sign_out(
     headers: HeaderMap,
     uri: axum::http::Uri,
 ) -> Response {
-    if !crate::http::same_origin(&headers, &uri) {
-        return error(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "requests are accepted from this server's own pages only",
-        );
+    if let Some(r) = foreign_origin(&headers, &uri) {
+        return r;
     }
     if let Some(token) = crate::http::cookie(&headers, SESSION_COOKIE).map(str::to_owned) {
         let store = si.store.clone();

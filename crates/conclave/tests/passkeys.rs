@@ -242,6 +242,31 @@ async fn the_server_refuses_every_bent_passkey() {
     )
     .await;
     assert_eq!(r.status, 200, "{r:?}");
+    // Removing it: only from this origin, only with a session, once.
+    let path = format!("/api/account/passkeys/{}", B64.encode(&a.id));
+    let evil = https(
+        &url,
+        "DELETE",
+        &path,
+        &[("cookie", &cookie), ("origin", "https://evil.example")],
+        "",
+    )
+    .await;
+    assert_eq!(evil.status, 403, "{evil:?}");
+    assert_eq!(https(&url, "DELETE", &path, &[], "").await.status, 401);
+    let r = https(&url, "DELETE", &path, &[("cookie", &cookie)], "").await;
+    assert_eq!(r.status, 204, "{r:?}");
+    let r = https(&url, "DELETE", &path, &[("cookie", &cookie)], "").await;
+    assert_eq!(r.status, 404, "{r:?}");
+    a.count = 11;
+    let r = post(
+        &url,
+        "/api/session/passkey",
+        None,
+        &assertion(&a, &challenge().await, &origin, &rp_id, 0x05),
+    )
+    .await;
+    assert_eq!(r.status, 401, "a removed passkey: {r:?}");
     // The audit log names why each was refused.
     let audit = String::from_utf8(
         std::process::Command::new(env!("CARGO_BIN_EXE_conclave"))
