@@ -54,20 +54,27 @@ fn free_udp_port() -> u16 {
         .port()
 }
 
-async fn wait_for_port(port: u16, what: &str, log: &Path) {
+/// Whether something listens on `port` within 10 s, or the process logging to `log` gave up
+/// on a bind first.
+async fn wait_for_port(port: u16, log: &Path) -> bool {
     for _ in 0..200 {
         if tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await
             .is_ok()
         {
-            return;
+            return true;
+        }
+        if port_taken(log) {
+            return false;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!(
-        "{what} did not listen on {port}:\n{}",
-        std::fs::read_to_string(log).unwrap_or_default()
-    );
+    false
+}
+
+/// Whether the log says a bind found its port in use.
+fn port_taken(log: &Path) -> bool {
+    std::fs::read_to_string(log).is_ok_and(|l| l.contains("address already in use"))
 }
 
 /// A test CA and a certificate for pebble's own HTTPS (directory and management API).
@@ -154,6 +161,23 @@ impl Pebble {
     /// Start pebble validating TLS-ALPN-01 on `tls_port` and HTTP-01 on `http_port` of
     /// `conclave.test` (= 127.0.0.1), issuing certificates valid for `validity_secs`.
     async fn start(name: &str, tls_port: u16, http_port: u16, validity_secs: u64) -> Pebble {
+        // The ports are picked free and then handed to pebble, so a parallel test can take
+        // one in between: start again on fresh ports when a bind failed.
+        for attempt in 1..=5 {
+            if let Some(p) = Self::try_start(name, tls_port, http_port, validity_secs).await {
+                return p;
+            }
+            eprintln!("pebble attempt {attempt}: a port was taken meanwhile; retrying");
+        }
+        panic!("pebble could not bind free ports in 5 attempts");
+    }
+
+    async fn try_start(
+        name: &str,
+        tls_port: u16,
+        http_port: u16,
+        validity_secs: u64,
+    ) -> Option<Pebble> {
         let dir = std::env::temp_dir().join(format!("conclave-acme-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
@@ -191,6 +215,9 @@ impl Pebble {
             std::thread::sleep(std::time::Duration::from_millis(50));
             std::net::TcpStream::connect(("127.0.0.1", dns_mgmt)).is_ok()
         });
+        if !up && port_taken(&dir.join("challtestsrv.log")) {
+            return None;
+        }
         assert!(up, "pebble-challtestsrv did not start within 10 s");
         let log = dir.join("pebble.log");
         let pebble = spawn(
@@ -206,17 +233,26 @@ impl Pebble {
             "pebble",
             &log,
         );
-        wait_for_port(acme_port, "pebble", &log).await;
-        wait_for_port(mgmt_port, "pebble management", &log).await;
+        for (port, what) in [(acme_port, "pebble"), (mgmt_port, "pebble management")] {
+            if !wait_for_port(port, &log).await {
+                if port_taken(&log) {
+                    return None;
+                }
+                panic!(
+                    "{what} did not listen on {port}:\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
+        }
         let root = pebble_root(mgmt_port, &test_ca).await;
-        Pebble {
+        Some(Pebble {
             dir,
             acme_port,
             root,
             test_ca,
             log,
             _procs: vec![dns, pebble],
-        }
+        })
     }
 
     /// A server config that takes its certificate from this pebble.
