@@ -377,3 +377,100 @@ impl Directory {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A valid entry with the fields in `edit` replaced or added.
+    fn entry(edit: &[(&str, &str)]) -> LdapConfig {
+        let mut fields = vec![
+            ("name", "\"corp\"".to_owned()),
+            ("url", "\"ldaps://ldap.example.org\"".to_owned()),
+            (
+                "bind_dn",
+                "\"uid={username},ou=people,dc=example,dc=org\"".to_owned(),
+            ),
+            ("user_base", "\"ou=people,dc=example,dc=org\"".to_owned()),
+            ("group_base", "\"ou=groups,dc=example,dc=org\"".to_owned()),
+        ];
+        for (k, v) in edit {
+            fields.retain(|(f, _)| f != k);
+            fields.push((k, (*v).to_owned()));
+        }
+        let text: String = fields.iter().map(|(k, v)| format!("{k} = {v}\n")).collect();
+        toml::from_str(&text).unwrap_or_else(|e| panic!("{text}: {e}"))
+    }
+
+    fn refused(all: &[LdapConfig], want: &str) {
+        let e = validate(all).expect_err(want);
+        assert!(e.contains(want), "{e:?} should say {want:?}");
+    }
+
+    #[test]
+    fn the_valid_entry_passes_and_each_bent_field_is_named() {
+        validate(&[entry(&[])]).unwrap();
+        validate(&[entry(&[("url", "\"ldap://dc1\""), ("starttls", "true")])]).unwrap();
+        for bad in [
+            "\"\"",
+            "\"Corp\"",
+            "\"corp ad\"",
+            "\"corp/x\"",
+            &format!("\"{}\"", "a".repeat(33)),
+        ] {
+            refused(&[entry(&[("name", bad)])], "must be 1 to 32 lowercase");
+        }
+        refused(
+            &[entry(&[]), entry(&[])],
+            "another [[ldap]] has the same name",
+        );
+        refused(
+            &[entry(&[("starttls", "true")])],
+            "starttls is for ldap:// URLs",
+        );
+        refused(&[entry(&[("url", "\"ldap://dc1\"")])], "in the clear");
+        refused(
+            &[entry(&[("url", "\"https://dc1\"")])],
+            "url must start with",
+        );
+        refused(&[entry(&[("url", "\"dc1\"")])], "url must start with");
+        refused(
+            &[entry(&[("bind_dn", "\"uid=alice,dc=example\"")])],
+            "bind_dn must contain {username}",
+        );
+        refused(
+            &[entry(&[("user_filter", "\"uid={username}\"")])],
+            "user_filter must be a filter",
+        );
+        refused(
+            &[entry(&[("user_filter", "\"(uid=alice)\"")])],
+            "user_filter must be a filter",
+        );
+        refused(
+            &[entry(&[("group_filter", "\"(member=x)\"")])],
+            "group_filter must be a filter",
+        );
+        refused(
+            &[entry(&[("user_base", "\"  \"")])],
+            "user_base and name_attribute",
+        );
+        refused(
+            &[entry(&[("name_attribute", "\"\"")])],
+            "user_base and name_attribute",
+        );
+        for t in ["0", "61"] {
+            refused(
+                &[entry(&[("timeout_secs", t)])],
+                "timeout_secs must be between",
+            );
+        }
+        // The second entry is the one named.
+        refused(
+            &[
+                entry(&[]),
+                entry(&[("name", "\"dc\""), ("timeout_secs", "0")]),
+            ],
+            "ldap[1] (\"dc\")",
+        );
+    }
+}
