@@ -32,6 +32,10 @@ use crate::signin::{SignIn, error, peer_ip, state_change_allowed};
 const CHALLENGE_TTL: Duration = Duration::from_secs(300);
 /// Open ceremonies at most (older ones are dropped first).
 const MAX_CEREMONIES: usize = 10_000;
+/// Open ceremonies per owner (an account registering, or an address network signing in):
+/// asking for more drops that owner's oldest, so a flood from one place cannot push out
+/// other people's challenges.
+const MAX_CEREMONIES_PER_OWNER: usize = 8;
 /// COSE algorithms we verify.
 const ES256: i64 = -7;
 const EDDSA: i64 = -8;
@@ -48,22 +52,55 @@ enum Purpose {
     SignIn,
 }
 
-/// Open ceremonies: challenge -> purpose and deadline. Each challenge is taken once.
+/// Who asked for a challenge, for the per-owner cap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Owner {
+    Account(AccountId),
+    /// The address, IPv6 cut to its /64 (one subscriber's usual allocation).
+    Net(IpAddr),
+}
+
+impl Owner {
+    fn of(purpose: Purpose, from: IpAddr) -> Owner {
+        match (purpose, from) {
+            (Purpose::Register(id), _) => Owner::Account(id),
+            (Purpose::SignIn, IpAddr::V6(v6)) => {
+                let bits = u128::from(v6) & !((1u128 << 64) - 1);
+                Owner::Net(IpAddr::V6(bits.into()))
+            }
+            (Purpose::SignIn, v4) => Owner::Net(v4),
+        }
+    }
+}
+
+/// Open ceremonies: challenge -> purpose, owner and deadline. Each challenge is taken once.
 #[derive(Default)]
-pub struct Ceremonies(Mutex<HashMap<[u8; 32], (Purpose, Instant)>>);
+pub struct Ceremonies(Mutex<HashMap<[u8; 32], (Purpose, Owner, Instant)>>);
 
 impl Ceremonies {
-    fn issue(&self, purpose: Purpose) -> [u8; 32] {
+    fn issue(&self, purpose: Purpose, from: IpAddr) -> [u8; 32] {
         let challenge: [u8; 32] = rand::random();
+        let owner = Owner::of(purpose, from);
         let now = Instant::now();
         let mut m = self.0.lock().expect("ceremonies lock");
-        m.retain(|_, (_, until)| *until > now);
-        if m.len() >= MAX_CEREMONIES
-            && let Some(oldest) = m.iter().min_by_key(|(_, (_, t))| *t).map(|(k, _)| *k)
+        m.retain(|_, (_, _, until)| *until > now);
+        let oldest = |m: &HashMap<[u8; 32], (Purpose, Owner, Instant)>, mine: bool| {
+            m.iter()
+                .filter(|(_, (_, o, _))| !mine || *o == owner)
+                .min_by_key(|(_, (_, _, t))| *t)
+                .map(|(k, _)| *k)
+        };
+        let own = m.values().filter(|(_, o, _)| *o == owner).count();
+        if own >= MAX_CEREMONIES_PER_OWNER
+            && let Some(k) = oldest(&m, true)
         {
-            m.remove(&oldest);
+            m.remove(&k);
+        } else if m.len() >= MAX_CEREMONIES
+            && let Some(k) = oldest(&m, false)
+        {
+            m.remove(&k);
         }
-        m.insert(challenge, (purpose, now + CHALLENGE_TTL));
+        m.insert(challenge, (purpose, owner, now + CHALLENGE_TTL));
         challenge
     }
 
@@ -73,7 +110,7 @@ impl Ceremonies {
         };
         let mut m = self.0.lock().expect("ceremonies lock");
         match m.remove(&key) {
-            Some((p, until)) => p == purpose && until > Instant::now(),
+            Some((p, _, until)) => p == purpose && until > Instant::now(),
             None => false,
         }
     }
@@ -298,7 +335,10 @@ pub async fn registration_options(
             ),
         );
     }
-    let challenge = si.passkeys.issue(Purpose::Register(id));
+    // The account is the owner here; the address does not matter.
+    let challenge = si
+        .passkeys
+        .issue(Purpose::Register(id), IpAddr::from([0, 0, 0, 0]));
     Json(json!({
         "challenge": B64.encode(challenge),
         "rp": {"id": rp_id, "name": si.issuer},
@@ -452,7 +492,7 @@ pub async fn sign_in_options(
     if let Some(r) = si.throttled(addr, &anonymous(addr)) {
         return r;
     }
-    let challenge = si.passkeys.issue(Purpose::SignIn);
+    let challenge = si.passkeys.issue(Purpose::SignIn, addr);
     Json(json!({
         "challenge": B64.encode(challenge),
         "rpId": rp_id,
@@ -670,4 +710,51 @@ pub fn describe(keys: &[Passkey]) -> serde_json::Value {
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_flood_from_one_network_drops_only_its_own_challenges() {
+        let c = Ceremonies::default();
+        let victim = c.issue(Purpose::SignIn, "192.0.2.7".parse().unwrap());
+        let other6 = c.issue(Purpose::SignIn, "2001:db8:1::5".parse().unwrap());
+        let first = c.issue(Purpose::SignIn, "2001:db8::1".parse().unwrap());
+        let mut flood = Vec::new();
+        for i in 0..200u16 {
+            // Every address of one /64 counts as one owner.
+            flood.push(c.issue(Purpose::SignIn, format!("2001:db8::{i:x}").parse().unwrap()));
+        }
+        assert!(
+            !c.take(&first, Purpose::SignIn),
+            "the flooder's oldest is dropped"
+        );
+        let open = flood.iter().filter(|k| c.take(*k, Purpose::SignIn)).count();
+        assert_eq!(open, MAX_CEREMONIES_PER_OWNER);
+        assert!(
+            c.take(&victim, Purpose::SignIn),
+            "another address keeps its challenge"
+        );
+        assert!(
+            c.take(&other6, Purpose::SignIn),
+            "another /64 keeps its challenge"
+        );
+        assert!(
+            !c.take(&victim, Purpose::SignIn),
+            "a challenge is taken once"
+        );
+    }
+
+    #[test]
+    fn a_challenge_is_only_for_its_purpose() {
+        let c = Ceremonies::default();
+        let id = AccountId(1);
+        let reg = c.issue(Purpose::Register(id), IpAddr::from([0, 0, 0, 0]));
+        assert!(!c.take(&reg, Purpose::SignIn));
+        let reg = c.issue(Purpose::Register(id), IpAddr::from([0, 0, 0, 0]));
+        assert!(!c.take(&reg, Purpose::Register(AccountId(2))));
+        assert!(!c.take(&[0u8; 31], Purpose::SignIn), "wrong length");
+    }
 }

@@ -242,6 +242,50 @@ async fn the_server_refuses_every_bent_passkey() {
     )
     .await;
     assert_eq!(r.status, 200, "{r:?}");
+    // Bodies that are not WebAuthn's get 400 with a reason, and change nothing.
+    let raw = |path: &'static str, body: String| {
+        let cookie = cookie.clone();
+        let url = url.clone();
+        async move { https(&url, "POST", path, &[JSON, ("cookie", &cookie)], &body).await }
+    };
+    let mut unknown = good.clone();
+    unknown["extra"] = json!(1);
+    for body in [
+        "not json {".to_owned(),
+        "{}".to_owned(),
+        "[]".to_owned(),
+        unknown.to_string(),
+        json!({"id": 5, "clientDataJson": "", "authenticatorData": "", "signature": ""})
+            .to_string(),
+    ] {
+        for path in ["/api/session/passkey", "/api/account/passkeys"] {
+            let r = raw(path, body.clone()).await;
+            assert_eq!(r.status, 400, "{path} {body} -> {r:?}");
+            assert!(
+                r.body.contains("bad_request"),
+                "{path} {body} -> {}",
+                r.body
+            );
+        }
+    }
+    let mut bad_b64 = register(&a, "never-issued", 0x45);
+    bad_b64["clientDataJson"] = json!("not base64url!");
+    let r = raw("/api/account/passkeys", bad_b64.to_string()).await;
+    assert_eq!(r.status, 400, "{r:?}");
+    assert!(r.body.contains("malformed"), "{}", r.body);
+    let mut bad_b64 = good.clone();
+    bad_b64["signature"] = json!("*/*");
+    let r = raw("/api/session/passkey", bad_b64.to_string()).await;
+    assert_eq!(
+        r.status, 401,
+        "a malformed assertion is a failed attempt: {r:?}"
+    );
+    let id = store.account("hanna").unwrap().unwrap().id;
+    assert_eq!(
+        store.passkeys(id).unwrap().len(),
+        1,
+        "nothing was added or lost"
+    );
     // Removing it: only from this origin, only with a session, once.
     let path = format!("/api/account/passkeys/{}", B64.encode(&a.id));
     let evil = https(
