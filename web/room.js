@@ -21,6 +21,7 @@ import { limitVideoHeight } from './media.js';
 import { onLocaleChange, t } from './i18n.js';
 import { roomLink } from './home.js';
 import { currentAccount } from './account.js';
+import { accountBinder, serverIdentityKey } from './e2ee/identity.js';
 import { announce, byId, clearAlert, copyLink, setStatus, showAlert } from './page.js';
 import { Roster, SELF, createQualityBadge, drawQuality } from './tiles.js';
 import { MeetingStats, levelFromRms } from './stats.js';
@@ -325,6 +326,14 @@ export function showRoom(room) {
       if (e instanceof E2eeUnsupportedError) throw { code: e.code, message: e.message };
       throw e;
     }
+    // Our leaf carries the account binding when signed in; every page checks the others'.
+    if (encryption) {
+      const [binder, serverKey] = await Promise.all([
+        account ? accountBinder(account.username, room) : Promise.resolve(null),
+        serverIdentityKey(),
+      ]);
+      encryption.setIdentity({ binder, serverKey, room });
+    }
     const current = new ConclaveSession(signallingUrl(location));
     session = current;
     e2ee?.close();
@@ -552,8 +561,17 @@ export function showRoom(room) {
         const li = document.createElement('li');
         li.dataset.match = m.match;
         li.dataset.verified = String(m.verified);
-        const what = m.match === 'unknown' ? 'e2eeMemberUnknown' : m.match === 'leaving' ? 'e2eeMemberLeaving' : m.verified ? 'e2eeMemberVerified' : 'e2eeMemberUnverified';
-        const name = m.self ? t('e2eeYou', { name: m.name }) : m.name || '?';
+        li.dataset.identity = m.identity;
+        if (m.account) li.dataset.account = m.account.username;
+        /** @type {import('./i18n.js').MessageKey} */
+        const what = m.identity === 'forged' ? 'e2eeMemberForged'
+          : m.match === 'unknown' ? 'e2eeMemberUnknown'
+          : m.match === 'leaving' ? 'e2eeMemberLeaving'
+          : m.identity === 'new_key' ? 'e2eeMemberNewKey'
+          : m.verified && !m.self && m.identity === 'verified' ? 'e2eeMemberVerifiedAccount'
+          : m.verified ? 'e2eeMemberVerified' : 'e2eeMemberUnverified';
+        const shown = m.account ? t('e2eeMemberAccount', { name: m.name || '?', username: m.account.username }) : m.name || '?';
+        const name = m.self ? t('e2eeYou', { name: shown }) : shown;
         li.textContent = `${name} — ${t(what)}`;
         return li;
       }),

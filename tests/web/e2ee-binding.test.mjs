@@ -1,6 +1,6 @@
 // Account bindings of MLS leaves (web/e2ee/binding.js): a good leaf is bound, and every bent
 // part of it (the server's signature, the payload, the origin, the expiry, the account key's
-// signature, another room or generation) is reported as forged. Real Ed25519 (WebCrypto).
+// signature, another room or MLS key) is reported as forged. Real Ed25519 (WebCrypto).
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import {
@@ -48,14 +48,13 @@ async function fixture() {
     const payload = te.encode(JSON.stringify(b));
     return { payload: toB64url(payload), sig: toB64url(await sign(by, bindingMessage(payload))) };
   };
-  /** @param {string} room @param {number} gen @param {CryptoKey} by */
-  const signLeaf = async (room, gen, by = account.privateKey) => toB64url(await sign(by, leafMessage(room, gen, mlsKey)));
+  /** @param {string} room @param {CryptoKey} by */
+  const signLeaf = async (room, by = account.privateKey) => toB64url(await sign(by, leafMessage(room, mlsKey)));
   const leaf = {
     signed: await signBinding(binding),
-    leafSig: await signLeaf('standup', 0),
+    leafSig: await signLeaf('standup'),
     mlsSignatureKey: mlsKey,
     room: 'standup',
-    generation: 0,
     serverKey: server.raw,
     origin: ORIGIN,
     now: NOW,
@@ -90,9 +89,9 @@ test('every bent part is forged, each with its reason', async () => {
     ['not a binding', { signed: await f.signBinding({ ...f.binding, account: 'seven' }) }, 'binding is not a binding'],
     // The server vouches for its own key under alice's name, but the leaf was signed by alice's.
     ['a key the server swapped in', { signed: await f.signBinding({ ...f.binding, key: toB64url(other.raw) }) }, 'leaf not signed'],
-    ['leaf signed by another key', { leafSig: await f.signLeaf('standup', 0, other.privateKey) }, 'leaf not signed'],
-    ['leaf of another room', { leafSig: await f.signLeaf('board', 0) }, 'leaf not signed'],
-    ['leaf of another generation', { leafSig: await f.signLeaf('standup', 1) }, 'leaf not signed'],
+    ['leaf signed by another key', { leafSig: await f.signLeaf('standup', other.privateKey) }, 'leaf not signed'],
+    ['leaf of another room', { leafSig: await f.signLeaf('board') }, 'leaf not signed'],
+    ['leaf of another room (a prefix)', { room: 'stand' }, 'leaf not signed'],
     ['leaf for another MLS key', { mlsSignatureKey: new Uint8Array(32) }, 'leaf not signed'],
     ['no leaf signature', { leafSig: undefined }, 'incomplete binding'],
     ['not base64url', { leafSig: '*/*' }, 'binding is not base64url'],
@@ -112,11 +111,12 @@ test('verified carries over only for the remembered key of that account', async 
   assert.ok(bound.status === 'bound');
   const fp = bound.fingerprint;
   assert.equal(judge(bound, new Map(), null), 'bound');
-  assert.equal(judge(bound, new Map([[7, fp]]), null), 'verified');
-  assert.equal(judge(bound, new Map([[7, 'ff'.repeat(32)]]), null), 'new_key');
-  assert.equal(judge(bound, new Map([[8, fp]]), null), 'bound', 'remembered for another account');
+  assert.equal(judge(bound, new Map([[7, new Set([fp])]]), null), 'verified');
+  assert.equal(judge(bound, new Map([[7, new Set(['ff'.repeat(32), fp])]]), null), 'verified', 'one of two devices');
+  assert.equal(judge(bound, new Map([[7, new Set(['ff'.repeat(32)])]]), null), 'new_key');
+  assert.equal(judge(bound, new Map([[8, new Set([fp])]]), null), 'bound', 'remembered for another account');
   assert.equal(judge(bound, new Map(), fp), 'verified', 'our own key (another tab of this profile)');
-  assert.equal(judge({ status: 'forged', reason: 'x' }, new Map([[7, fp]]), fp), 'forged');
+  assert.equal(judge({ status: 'forged', reason: 'x' }, new Map([[7, new Set([fp])]]), fp), 'forged');
   assert.equal(judge({ status: 'none' }, new Map(), null), 'none');
 });
 

@@ -4,8 +4,8 @@
 // A leaf of a signed-in participant carries two signatures:
 // - the server's, over a binding {account, username, name, key, origin, iat, exp}: "this
 //   server says account X holds account key K";
-// - the account key K's, over this leaf's MLS signature key, the room and the group
-//   generation: "the holder of K made this leaf, for this meeting".
+// - the account key K's, over this leaf's MLS signature key and the room: "the holder of K
+//   made this leaf, for this meeting".
 // The first only says the server vouched. The second is what a server cannot make for a key
 // it does not hold; a peer who remembered K for account X (after comparing the SAS once) sees
 // a leaf under X with another key as a new key, never as verified.
@@ -79,14 +79,15 @@ export function bindingMessage(payload) {
 }
 
 /**
- * The bytes an account key signs for one leaf.
- * @param {string} room @param {number} generation @param {Uint8Array} mlsSignatureKey
+ * The bytes an account key signs for one leaf: its MLS signature key in one room. Signing the
+ * MLS key is what stops a copy: a leaf that reuses Alice's credential must also use her MLS
+ * signature key, whose private half only her page has (every leaf node and commit is signed
+ * with it).
+ * @param {string} room @param {Uint8Array} mlsSignatureKey
  * @returns {Bytes}
  */
-export function leafMessage(room, generation, mlsSignatureKey) {
-  const gen = new Uint8Array(8);
-  new DataView(gen.buffer).setBigUint64(0, BigInt(generation));
-  return concat(field(te.encode(LEAF_CONTEXT)), field(te.encode(room)), gen, field(mlsSignatureKey));
+export function leafMessage(room, mlsSignatureKey) {
+  return concat(field(te.encode(LEAF_CONTEXT)), field(te.encode(room)), field(mlsSignatureKey));
 }
 
 /** Hex SHA-256 of an account key, the form remembered and compared.
@@ -117,7 +118,7 @@ function asBinding(v) {
  * token and guest participants: status `none`); `serverKey` is the binding key from
  * `/api/settings` (raw 32 bytes); `now` is Unix seconds.
  * @param {{signed: SignedBinding | undefined, leafSig: string | undefined,
- *   mlsSignatureKey: Uint8Array, room: string, generation: number, serverKey: Bytes,
+ *   mlsSignatureKey: Uint8Array, room: string, serverKey: Bytes,
  *   origin: string, now: number}} leaf
  * @returns {Promise<LeafBinding>}
  */
@@ -161,7 +162,7 @@ export async function checkLeaf(leaf) {
       'Ed25519',
       await ed25519(accountKey),
       leafSigBytes,
-      leafMessage(leaf.room, leaf.generation, leaf.mlsSignatureKey),
+      leafMessage(leaf.room, leaf.mlsSignatureKey),
     );
   } catch {
     ok = false;
@@ -172,18 +173,18 @@ export async function checkLeaf(leaf) {
 
 /**
  * How the page shows a member, from its checked binding and the account keys this browser
- * remembered after comparing a SAS (account id -> fingerprint).
+ * remembered after comparing a SAS (account id -> fingerprints).
  * - `verified`: bound, and the key is the one remembered for that account (or it is our own);
  * - `new_key`: bound, but another key was remembered for that account (a new device, or a
  *   server that made a leaf under this account): never verified until its SAS is compared;
  * - `bound`: bound, nothing remembered yet; `forged`: a check failed; `none`: no binding.
- * @param {LeafBinding} b @param {Map<number, string>} remembered @param {string | null} ownFingerprint
+ * @param {LeafBinding} b @param {Map<number, Set<string>>} remembered @param {string | null} ownFingerprint
  * @returns {'verified' | 'new_key' | 'bound' | 'forged' | 'none'}
  */
 export function judge(b, remembered, ownFingerprint) {
   if (b.status !== 'bound') return b.status;
   if (ownFingerprint !== null && b.fingerprint === ownFingerprint) return 'verified';
   const known = remembered.get(b.binding.account);
-  if (known === undefined) return 'bound';
-  return known === b.fingerprint ? 'verified' : 'new_key';
+  if (known === undefined || known.size === 0) return 'bound';
+  return known.has(b.fingerprint) ? 'verified' : 'new_key';
 }

@@ -70,9 +70,13 @@ import { withFastHashing } from './hashing.js';
 /** @typedef {import('../vendor/ts-mls/index.js').PrivateKeyPackage} PrivateKeyPackage */
 /** @typedef {import('../vendor/ts-mls/index.js').RatchetTree} RatchetTree */
 /**
- * @typedef {{participant: string, name: string, send: (msg: object) => void, onChange?: () => void}} GroupOptions
+ * @typedef {{signed: import('./binding.js').SignedBinding, signLeaf: (mlsSignatureKey: Uint8Array) => Promise<string>}} LeafBinder
+ *   The account binding of a signed-in page (./binding.js): the server's signed binding, and
+ *   the account key signing our leaf's MLS signature key for this room.
+ * @typedef {{participant: string, name: string, send: (msg: object) => void, onChange?: () => void, binder?: LeafBinder | null}} GroupOptions
  * @typedef {{mode: string, epoch: number | null, group_info: string | null, generation?: number}} E2eeJoined
- * @typedef {{leaf: number, participant: string, name: string, present: boolean, self: boolean}} RosterEntry
+ * @typedef {{leaf: number, participant: string, name: string, present: boolean, self: boolean,
+ *   signatureKey: Uint8Array, binding: import('./binding.js').SignedBinding | undefined, leafSig: string | undefined}} RosterEntry
  * @typedef {{kind: 'create' | 'external' | 'commit', newState: ClientState, epoch: number, lost: boolean}} Pending
  */
 
@@ -140,21 +144,26 @@ export function fromBase64(b64) {
   return out;
 }
 
-/** credential identity: UTF-8 JSON {"p": participant id, "n": display name}
- * @param {Uint8Array} identity @returns {{participant: string, name: string} | null} */
+/** credential identity: UTF-8 JSON {"p": participant id, "n": display name} and, for a
+ * signed-in participant, "b" (the server's signed account binding {payload, sig}) and "s"
+ * (the account key's signature over the leaf; ./binding.js). A "b" or "s" of the wrong shape
+ * is kept as it is, so the binding check reports it as forged.
+ * @param {Uint8Array} identity
+ * @returns {{participant: string, name: string, binding: any, leafSig: any} | null} */
 export function parseIdentity(identity) {
   try {
     const v = JSON.parse(td.decode(identity));
-    if (v && typeof v.p === 'string' && typeof v.n === 'string') return { participant: v.p, name: v.n };
+    if (v && typeof v.p === 'string' && typeof v.n === 'string') return { participant: v.p, name: v.n, binding: v.b, leafSig: v.s };
   } catch {
     // not UTF-8 JSON
   }
   return null;
 }
 
-/** @param {string} participant @param {string} name */
-function identityOf(participant, name) {
-  return te.encode(JSON.stringify({ p: participant, n: name }));
+/** @param {string} participant @param {string} name @param {import('./binding.js').SignedBinding} [binding] @param {string} [leafSig] */
+function identityOf(participant, name, binding, leafSig) {
+  const v = binding && leafSig ? { p: participant, n: name, b: binding, s: leafSig } : { p: participant, n: name };
+  return te.encode(JSON.stringify(v));
 }
 
 /** @param {Uint8Array} a @param {Uint8Array} b */
@@ -233,9 +242,13 @@ export class E2eeGroup {
    * @param {GroupOptions} opts */
   static async create(opts) {
     const impl = await suite();
-    const keys = await mls.generateKeyPackage(
-      { credentialType: 'basic', identity: identityOf(opts.participant, opts.name) },
-      mls.defaultCapabilities(), mls.defaultLifetime, [], impl,
+    // The signature key first: a signed-in page's account key signs it into the credential.
+    const sigKeys = await impl.signature.keygen();
+    const binder = opts.binder ?? null;
+    const leafSig = binder ? await binder.signLeaf(sigKeys.publicKey) : undefined;
+    const keys = await mls.generateKeyPackageWithKey(
+      { credentialType: 'basic', identity: identityOf(opts.participant, opts.name, binder?.signed, leafSig) },
+      mls.defaultCapabilities(), mls.defaultLifetime, [], sigKeys, impl,
     );
     return new E2eeGroup(opts, impl, keys);
   }
@@ -680,6 +693,9 @@ export class E2eeGroup {
       name: l.who?.name ?? '',
       present: l.who !== null && this.#present?.get(l.who.participant) === l.who.name,
       self: l.leaf === own,
+      signatureKey: l.signatureKey,
+      binding: l.who?.binding,
+      leafSig: l.who?.leafSig,
     }));
   }
 

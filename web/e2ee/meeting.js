@@ -26,6 +26,8 @@
 
 import { E2eeGroup } from './group.js';
 import { FrameCrypto } from './frames.js';
+import { checkLeaf, judge, toB64url } from './binding.js';
+import { rememberVerified, verifiedAccounts } from './identity.js';
 
 /** @typedef {import('../protocol.js').ConclaveSession} ConclaveSession */
 /** @typedef {import('../protocol.js').MeetingSettings} MeetingSettings */
@@ -43,7 +45,11 @@ import { FrameCrypto } from './frames.js';
  * @property {boolean} self
  * @property {'present' | 'leaving' | 'unknown'} match Whether the server lists them (same
  *   name), lists them no more (their removal is under way), or never did.
- * @property {boolean} verified The user confirmed the SAS while this member was in the group.
+ * @property {boolean} verified The user confirmed the SAS while this member was in the group,
+ *   or the member's leaf is signed by an account key this browser verified before.
+ * @property {'verified' | 'new_key' | 'bound' | 'forged' | 'none' | 'checking'} identity What
+ *   the member's account binding says (./binding.js `judge`; `checking` until it is checked).
+ * @property {{username: string, name: string} | null} account The account the binding names.
  */
 
 /**
@@ -90,6 +96,14 @@ export class MeetingE2ee {
   #verified = new Set();
   #selfId = '';
   #selfName = '';
+  /** Our leaf's account binding (signed-in pages), the server's binding key, the room.
+   * @type {import('./identity.js').AccountBinder | null} */
+  #binder = null;
+  /** @type {Uint8Array<ArrayBuffer> | null} */
+  #serverKey = null;
+  #room = '';
+  /** Checked bindings by leaf signature key (base64url). @type {Map<string, import('./binding.js').LeafBinding>} */
+  #bindings = new Map();
   /** @type {() => void} */
   #onChange = () => {};
   #closed = false;
@@ -110,6 +124,17 @@ export class MeetingE2ee {
   /** @param {FrameCrypto} fc */
   constructor(fc) {
     this.#fc = fc;
+  }
+
+  /**
+   * Identities bound to accounts (before `attach`): our leaf's binder (null when not signed
+   * in), the server's binding key from `/api/settings`, and the room, for checking others.
+   * @param {{binder: import('./identity.js').AccountBinder | null, serverKey: Uint8Array<ArrayBuffer> | null, room: string}} id
+   */
+  setIdentity(id) {
+    this.#binder = id.binder;
+    this.#serverKey = id.serverKey;
+    this.#room = id.room;
   }
 
   /** The frame encryption (for statistics and tests). */
@@ -163,6 +188,7 @@ export class MeetingE2ee {
       name: this.#selfName,
       send: (msg) => session.sendMls(/** @type {import('../protocol.js').MlsClientMessage} */ (msg)),
       onChange: () => void this.#changed(),
+      binder: this.#binder,
     });
     if (this.#closed) return group.close();
     this.#group = group;
@@ -202,6 +228,34 @@ export class MeetingE2ee {
       }
     }
     if (!this.#closed) this.#onChange();
+    if (group) await this.#checkBindings(group);
+  }
+
+  /** Check the account binding of every leaf not checked yet, then redraw.
+   * @param {E2eeGroup} group */
+  async #checkBindings(group) {
+    const fresh = group.roster().filter((r) => !this.#bindings.has(toB64url(r.signatureKey)));
+    if (fresh.length === 0) return;
+    for (const r of fresh) {
+      const id = toB64url(r.signatureKey);
+      if (this.#bindings.has(id)) continue;
+      /** @type {import('./binding.js').LeafBinding} */
+      let b = { status: 'forged', reason: 'no binding key from the server' };
+      if (this.#serverKey || (r.binding === undefined && r.leafSig === undefined)) {
+        b = await checkLeaf({
+          signed: r.binding,
+          leafSig: r.leafSig,
+          mlsSignatureKey: r.signatureKey,
+          room: this.#room,
+          serverKey: this.#serverKey ?? new Uint8Array(32),
+          origin: location.origin,
+          now: Math.floor(Date.now() / 1000),
+        });
+      }
+      if (b.status === 'forged') console.warn(`conclave: leaf ${r.leaf} (${r.name}): ${b.reason}`);
+      this.#bindings.set(id, b);
+    }
+    if (!this.#closed) this.#onChange();
   }
 
   /** @returns {E2eeStatus} */
@@ -214,18 +268,26 @@ export class MeetingE2ee {
       return { state: 'pending', epoch: null, members: [], outside: session?.participants.map((p) => p.id) ?? [], generation, reset };
     }
     const epoch = group.epoch;
+    const remembered = verifiedAccounts();
+    const own = this.#binder?.fingerprint ?? null;
     /** @type {E2eeMember[]} */
-    const members = group.roster().map((r) => ({
-      leaf: r.leaf,
-      participant: r.participant,
-      name: r.name,
-      self: r.self,
-      match: r.self || r.present ? 'present' : this.#seen.has(r.participant) && !isListed(session, r.participant) ? 'leaving' : 'unknown',
-      verified: r.self || this.#verified.has(`${r.participant}/${r.leaf}`),
-    }));
+    const members = group.roster().map((r) => {
+      const b = this.#bindings.get(toB64url(r.signatureKey));
+      const identity = b ? judge(b, remembered, own) : 'checking';
+      return {
+        leaf: r.leaf,
+        participant: r.participant,
+        name: r.name,
+        self: r.self,
+        match: r.self || r.present ? 'present' : this.#seen.has(r.participant) && !isListed(session, r.participant) ? 'leaving' : 'unknown',
+        verified: identity !== 'forged' && (r.self || this.#verified.has(`${r.participant}/${r.leaf}`) || identity === 'verified'),
+        identity,
+        account: b?.status === 'bound' ? { username: b.binding.username, name: b.binding.name } : null,
+      };
+    });
     const inGroup = new Set(members.filter((m) => m.match === 'present').map((m) => m.participant));
     const outside = session.participants.map((p) => p.id).filter((id) => !inGroup.has(id));
-    const state = members.some((m) => m.match === 'unknown') ? 'unverified' : 'encrypted';
+    const state = members.some((m) => m.match === 'unknown' || m.identity === 'forged') ? 'unverified' : 'encrypted';
     return { state, epoch, members, outside, generation, reset };
   }
 
@@ -246,7 +308,15 @@ export class MeetingE2ee {
     const status = this.status();
     if (status.epoch !== epoch) return false;
     if (generation !== undefined && status.generation !== generation) return false;
-    for (const m of status.members) if (m.match === 'present') this.#verified.add(`${m.participant}/${m.leaf}`);
+    const group = this.#group;
+    const keys = new Map((group?.roster() ?? []).map((r) => [r.leaf, toB64url(r.signatureKey)]));
+    for (const m of status.members) {
+      if (m.match !== 'present') continue;
+      this.#verified.add(`${m.participant}/${m.leaf}`);
+      // A bound member's account key is remembered: verified in later meetings too.
+      const b = this.#bindings.get(keys.get(m.leaf) ?? '');
+      if (!m.self && b?.status === 'bound') rememberVerified(b.binding.account, b.fingerprint);
+    }
     this.#onChange();
     return true;
   }

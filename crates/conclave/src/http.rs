@@ -49,6 +49,8 @@ pub struct PublicSettings {
     pub access_mode: String,
     /// Whether invitation tokens are accepted.
     pub tokens: bool,
+    /// The public key (Ed25519, base64url) that signs account bindings of E2EE identities.
+    pub identity_key: String,
 }
 
 impl axum::extract::FromRef<AppState> for AdminApi {
@@ -102,6 +104,11 @@ pub fn router(
         .route(
             "/api/account/passkeys/{id}",
             axum::routing::delete(crate::passkey::remove),
+        )
+        .route(
+            "/api/account/identity",
+            axum::routing::post(crate::identity::bind)
+                .layer(axum::extract::DefaultBodyLimit::max(MAX_API_BODY)),
         )
         .route(
             "/api/session/passkey/options",

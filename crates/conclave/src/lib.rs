@@ -9,6 +9,7 @@ pub mod config_check;
 pub mod demux;
 pub mod deployment_audit;
 pub mod http;
+pub mod identity;
 pub mod invite;
 pub mod ldap;
 pub mod metrics;
@@ -325,11 +326,15 @@ impl Server {
             &config.data_dir.join(conclave_store::FACTORS_KEY_FILE),
             &store,
         )?;
+        let binding = std::sync::Arc::new(identity::BindingKey::load_or_create(
+            &config.data_dir.join(identity::IDENTITY_KEY_FILE),
+        )?);
         let signin = signin::SignIn::new(
             store,
             config.attempts.throttle(),
             &config.accounts,
             factor_key,
+            binding.clone(),
             directories,
             edges,
         );
@@ -337,6 +342,7 @@ impl Server {
             settings: config.meeting.settings(),
             access_mode: config.access_policy().mode.to_string(),
             tokens: config.tokens.enabled,
+            identity_key: binding.public_b64(),
         };
         let app = http::router(conf_tx.clone(), limits, signin, admin, public, monitor);
         let accept = tokio::spawn(accept_loop(listener, tls, app, https_turn));

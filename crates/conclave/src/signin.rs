@@ -46,6 +46,8 @@ pub struct SignIn {
     pub directories: Arc<Vec<crate::ldap::Directory>>,
     /// Open passkey ceremonies (challenges).
     pub passkeys: Arc<crate::passkey::Ceremonies>,
+    /// Signs account bindings of E2EE identities.
+    pub binding: Arc<crate::identity::BindingKey>,
 }
 
 /// How long a half session lasts: time to open the app and type a code, or to enrol.
@@ -70,12 +72,14 @@ impl SignIn {
         throttle: ThrottleConfig,
         accounts: &crate::config::AccountsConfig,
         factor_key: conclave_store::FactorKey,
+        binding: Arc<crate::identity::BindingKey>,
         directories: Vec<crate::ldap::Directory>,
         edges: crate::conference::Edges,
     ) -> SignIn {
         SignIn {
             directories: Arc::new(directories),
             passkeys: Arc::default(),
+            binding,
             store,
             mfa: accounts.mfa,
             factor_key: Arc::new(factor_key),

@@ -460,3 +460,114 @@ async fn a_half_session_is_no_account_until_the_second_factor() {
     .await;
     assert_eq!(r.status, 400, "{r:?}");
 }
+
+/// `POST /api/account/identity`: the server binds a signed-in account to an account key, with
+/// a signature anyone can check against `/api/settings`' `identity_key`; every other request
+/// is refused before anything is signed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_binds_an_account_key_only_for_a_signed_in_account() {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+    let srv = start(|_| {}).await;
+    let store = Store::open(&srv.dir, StoreOptions::default()).unwrap();
+    store
+        .add_account("hanna", "Hanna Host", PASSWORD, OffsetDateTime::now_utc())
+        .unwrap();
+    let settings: serde_json::Value =
+        serde_json::from_str(&https(&srv.url, "GET", "/api/settings", &[], "").await.body).unwrap();
+    let server_key = B64
+        .decode(settings["identity_key"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(server_key.len(), 32);
+    let key = B64.encode([7u8; 32]);
+    let body = serde_json::json!({ "key": key }).to_string();
+
+    let r = https(&srv.url, "POST", "/api/account/identity", &[JSON], &body).await;
+    assert_eq!(r.status, 401, "no session: {r:?}");
+    let r = https(
+        &srv.url,
+        "POST",
+        "/api/session",
+        &[JSON],
+        &creds("hanna", PASSWORD),
+    )
+    .await;
+    let cookie = r.cookie("conclave_session").unwrap();
+    let with = |extra: &[(&'static str, &'static str)]| {
+        let mut h = vec![JSON, ("cookie", cookie.as_str())];
+        h.extend_from_slice(extra);
+        h
+    };
+    let r = https(
+        &srv.url,
+        "POST",
+        "/api/account/identity",
+        &with(&[("origin", "https://evil.example")]),
+        &body,
+    )
+    .await;
+    assert_eq!(r.status, 403, "another origin: {r:?}");
+    for (bad, code) in [
+        ("not json".to_owned(), "bad_request"),
+        ("{}".to_owned(), "bad_request"),
+        (
+            serde_json::json!({"key": key, "extra": 1}).to_string(),
+            "bad_request",
+        ),
+        (
+            serde_json::json!({"key": B64.encode([7u8; 31])}).to_string(),
+            "bad_key",
+        ),
+        (serde_json::json!({"key": "a+b/"}).to_string(), "bad_key"),
+    ] {
+        let r = https(&srv.url, "POST", "/api/account/identity", &with(&[]), &bad).await;
+        assert_eq!(r.status, 400, "{bad}: {r:?}");
+        assert!(r.body.contains(code), "{bad}: {}", r.body);
+    }
+
+    let r = https(&srv.url, "POST", "/api/account/identity", &with(&[]), &body).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    let payload = B64.decode(v["payload"].as_str().unwrap()).unwrap();
+    let sig = B64.decode(v["sig"].as_str().unwrap()).unwrap();
+    // What web/e2ee/binding.js checks: Ed25519 over two length-prefixed fields.
+    let mut msg = Vec::new();
+    for f in [&b"conclave-binding-v1"[..], &payload] {
+        msg.extend_from_slice(&(f.len() as u32).to_be_bytes());
+        msg.extend_from_slice(f);
+    }
+    aws_lc_rs::signature::UnparsedPublicKey::new(&aws_lc_rs::signature::ED25519, &server_key)
+        .verify(&msg, &sig)
+        .expect("the binding verifies with the published key");
+    let b: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+    let id = store.account("hanna").unwrap().unwrap().id.0;
+    assert_eq!(b["v"], 1);
+    assert_eq!(b["account"], id);
+    assert_eq!(b["username"], "hanna");
+    assert_eq!(b["name"], "Hanna Host");
+    assert_eq!(b["source"], "local");
+    assert_eq!(b["key"], key.as_str());
+    assert_eq!(b["origin"], srv.url.as_str());
+    assert_eq!(
+        b["exp"].as_i64().unwrap() - b["iat"].as_i64().unwrap(),
+        24 * 3600
+    );
+    // The key file is private and stays the key across restarts.
+    let path = srv.dir.join(conclave::identity::IDENTITY_KEY_FILE);
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let again = conclave::identity::BindingKey::load_or_create(&path).unwrap();
+    assert_eq!(
+        again.public_b64(),
+        settings["identity_key"].as_str().unwrap()
+    );
+    std::fs::write(&path, b"not a key").unwrap();
+    let e = conclave::identity::BindingKey::load_or_create(&path)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("is not an Ed25519 PKCS#8 key"), "{e}");
+}
