@@ -272,8 +272,10 @@ export async function signIn(username, password) {
 }
 
 /**
- * Sign out: the server ends the session and clears the cookie. Resolves to whether it did.
- * @returns {Promise<boolean>}
+ * Sign out: the server ends the session and clears the cookie. `ok` says whether it did;
+ * `logout` is where the page goes next when the account came from an OpenID provider that
+ * ends its own session too (RP-initiated logout), or null.
+ * @returns {Promise<{ok: boolean, logout: string | null}>}
  */
 export async function signOut() {
   try {
@@ -282,8 +284,32 @@ export async function signOut() {
       credentials: 'same-origin',
       cache: 'no-store',
     });
-    return response.ok;
+    if (response.status !== 200) return { ok: response.ok, logout: null };
+    const body = /** @type {unknown} */ (await response.json().catch(() => null));
+    const logout = body && typeof body === 'object' ? /** @type {Record<string, unknown>} */ (body).logout : null;
+    return { ok: true, logout: typeof logout === 'string' && logout.startsWith('https://') ? logout : null };
   } catch {
-    return false;
+    return { ok: false, logout: null };
+  }
+}
+
+/** @typedef {{name: string, label: string}} OidcProvider */
+
+/**
+ * The OpenID providers this server signs in with (`GET /api/settings`, `oidc`); [] when
+ * there are none or the server cannot be asked.
+ * @returns {Promise<OidcProvider[]>}
+ */
+export async function oidcProviders() {
+  try {
+    const response = await fetch('/api/settings', { credentials: 'same-origin', cache: 'no-store' });
+    if (!response.ok) return [];
+    const body = /** @type {{oidc?: unknown}} */ (await response.json());
+    if (!Array.isArray(body.oidc)) return [];
+    return body.oidc.filter(
+      (/** @type {any} */ p) => p && typeof p.name === 'string' && /^[a-z0-9-]{1,32}$/.test(p.name) && typeof p.label === 'string',
+    );
+  } catch {
+    return [];
   }
 }

@@ -9,6 +9,7 @@ import {
   beginTotp,
   confirmTotp,
   currentSession,
+  oidcProviders,
   sendSecondFactor,
   signIn,
   signOut,
@@ -92,6 +93,7 @@ export function showAccountPanel() {
     passkeyAdd: byId('passkey-add', HTMLButtonElement),
     passkeyStatus: byId('passkey-status', HTMLParagraphElement),
     passkeySignIn: byId('passkey-sign-in', HTMLButtonElement),
+    oidcButtons: byId('oidc-buttons', HTMLDivElement),
     signOutButton: byId('sign-out', HTMLButtonElement),
     form: byId('sign-in-form', HTMLFormElement),
     username: byId('sign-in-username', HTMLInputElement),
@@ -460,8 +462,13 @@ export function showAccountPanel() {
     ui.signOutButton.disabled = true;
     const done = await signOut();
     ui.signOutButton.disabled = false;
-    if (!done) {
+    if (!done.ok) {
       showAlert('signOutFailed');
+      return;
+    }
+    if (done.logout) {
+      // The provider ends its session too and sends the browser back here.
+      location.assign(done.logout);
       return;
     }
     clearAlert();
@@ -472,6 +479,22 @@ export function showAccountPanel() {
     ui.toggle.focus();
   });
   onLocaleChange(draw);
+
+  // One link per OpenID provider: a plain navigation to the server, which sends the browser
+  // on to the provider (the label is the operator's, not translated).
+  oidcProviders().then((providers) => {
+    ui.oidcButtons.replaceChildren(
+      ...providers.map((p) => {
+        const a = document.createElement('a');
+        a.className = 'button';
+        a.href = `/api/oidc/${p.name}/start`;
+        a.textContent = p.label;
+        a.dataset.provider = p.name;
+        return a;
+      }),
+    );
+    ui.oidcButtons.hidden = providers.length === 0;
+  });
 
   draw();
   currentSession().then(async (s) => {

@@ -70,6 +70,8 @@ pub struct Config {
     pub metrics: crate::metrics::MetricsConfig,
     /// LDAP directories / Active Directory domains whose users may sign in (`[[ldap]]`).
     pub ldap: Vec<crate::ldap::LdapConfig>,
+    /// OpenID Connect providers whose users may sign in (`[[oidc]]`).
+    pub oidc: Vec<crate::oidc::OidcConfig>,
 }
 
 /// `log_format`
@@ -554,6 +556,7 @@ impl Default for Config {
             audit: crate::records::AuditConfig::default(),
             metrics: crate::metrics::MetricsConfig::default(),
             ldap: Vec::new(),
+            oidc: Vec::new(),
         }
     }
 }
@@ -738,6 +741,7 @@ impl Config {
         }
         self.metrics.validate()?;
         crate::ldap::validate(&self.ldap).map_err(anyhow::Error::msg)?;
+        crate::oidc::validate(&self.oidc).map_err(anyhow::Error::msg)?;
         self.validate_tls()
     }
 
@@ -908,15 +912,20 @@ mod tests {
             "host",
             "key_file",
         ];
-        // The [[ldap]] example is a directory to copy, not defaults: it must parse and pass.
+        // The [[ldap]] and [[oidc]] examples are entries to copy, not defaults: they must
+        // parse and pass.
         let (defaults, ldap) = text.split_once("# [[ldap]]").unwrap();
-        let ldap: String = ldap
-            .lines()
-            .filter_map(|l| l.strip_prefix("# ").filter(|r| r.contains(" = ")))
-            .collect::<Vec<_>>()
-            .join("\n");
-        let ldap: crate::ldap::LdapConfig = toml::from_str(&ldap).unwrap();
+        let (ldap, oidc) = ldap.split_once("# [[oidc]]").unwrap();
+        let entry = |text: &str| -> String {
+            text.lines()
+                .filter_map(|l| l.strip_prefix("# ").filter(|r| r.contains(" = ")))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        let ldap: crate::ldap::LdapConfig = toml::from_str(&entry(ldap)).unwrap();
         crate::ldap::validate(&[ldap]).unwrap();
+        let oidc: crate::oidc::OidcConfig = toml::from_str(&entry(oidc)).unwrap();
+        crate::oidc::validate(&[oidc]).unwrap();
         let uncommented: String = defaults
             .lines()
             .filter_map(|l| {

@@ -51,6 +51,8 @@ pub struct PublicSettings {
     pub tokens: bool,
     /// The public key (Ed25519, base64url) that signs account bindings of E2EE identities.
     pub identity_key: String,
+    /// The `[[oidc]]` sign-in buttons: `[{name, label}]`.
+    pub oidc: Vec<serde_json::Value>,
 }
 
 impl axum::extract::FromRef<AppState> for AdminApi {
@@ -145,6 +147,8 @@ pub fn router(
             "/api/rooms/{room}",
             axum::routing::delete(rooms_api::delete),
         )
+        .route("/api/oidc/{name}/start", get(crate::oidc::start))
+        .route("/api/oidc/{name}/callback", get(crate::oidc::callback))
         .route("/api/settings", get(public_settings))
         .route("/healthz", get(|| async { "ok\n" }))
         .route(

@@ -81,15 +81,19 @@ fn default_timeout_secs() -> u64 {
     5
 }
 
+/// A name for `[[ldap]]` and `[[oidc]]` entries: 1 to 32 lowercase letters, digits or `-`.
+pub fn valid_source_name(name: &str) -> bool {
+    (1..=32).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
 /// Check every `[[ldap]]` entry (names unique, TLS required, templates complete).
 pub fn validate(all: &[LdapConfig]) -> Result<(), String> {
     for (i, c) in all.iter().enumerate() {
         let at = format!("ldap[{i}] ({:?})", c.name);
-        let name_ok = (1..=32).contains(&c.name.len())
-            && c.name
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-        if !name_ok {
+        if !valid_source_name(&c.name) {
             return Err(format!(
                 "ldap[{i}].name must be 1 to 32 lowercase letters, digits or '-', not {:?}",
                 c.name
@@ -363,18 +367,33 @@ impl Directory {
 
     /// The role the user's groups give here, or `None`: not allowed to sign in.
     pub fn role(&self, user: &DirectoryUser) -> Option<AccountRole> {
-        let member_of = |names: &[String]| {
-            names
-                .iter()
-                .any(|n| user.groups.iter().any(|g| g.eq_ignore_ascii_case(n)))
-        };
-        if member_of(&self.config.moderator_groups) {
-            Some(AccountRole::Moderator)
-        } else if self.config.allowed_groups.is_empty() || member_of(&self.config.allowed_groups) {
-            Some(AccountRole::Member)
-        } else {
-            None
-        }
+        role_of(
+            &user.groups,
+            &self.config.allowed_groups,
+            &self.config.moderator_groups,
+        )
+    }
+}
+
+/// The role `groups` give (names compared case-insensitively): moderator in one of
+/// `moderators`; member in one of `allowed` or when `allowed` is empty; `None` otherwise.
+/// The same rule for `[[ldap]]` and `[[oidc]]`.
+pub fn role_of(
+    groups: &[String],
+    allowed: &[String],
+    moderators: &[String],
+) -> Option<AccountRole> {
+    let member_of = |names: &[String]| {
+        names
+            .iter()
+            .any(|n| groups.iter().any(|g| g.eq_ignore_ascii_case(n)))
+    };
+    if member_of(moderators) {
+        Some(AccountRole::Moderator)
+    } else if allowed.is_empty() || member_of(allowed) {
+        Some(AccountRole::Member)
+    } else {
+        None
     }
 }
 

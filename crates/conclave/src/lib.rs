@@ -13,6 +13,7 @@ pub mod identity;
 pub mod invite;
 pub mod ldap;
 pub mod metrics;
+pub mod oidc;
 pub mod passkey;
 pub mod plain_http;
 pub mod records;
@@ -47,6 +48,8 @@ pub struct Preflight {
     pub metrics_key: Option<String>,
     /// The `[[ldap]]` directories, ready to connect.
     pub directories: Vec<ldap::Directory>,
+    /// The `[[oidc]]` providers, their secrets read.
+    pub providers: Vec<oidc::Provider>,
 }
 
 /// A running server. Dropping it stops everything (its [`Tasks`] abort on drop).
@@ -90,7 +93,8 @@ impl Drop for Tasks {
 impl Server {
     /// What `start` checks before it creates a file or binds a socket (`serve` calls it
     /// before binding the HTTPS port): key files that must exist and be long enough, and
-    /// the CA files of the `[[ldap]]` directories.
+    /// the CA files of the `[[ldap]]` directories, the client secrets of the `[[oidc]]`
+    /// providers.
     pub fn preflight(config: &Config) -> Result<Preflight> {
         let metrics_key = config.metrics.key()?;
         let directories = config
@@ -99,9 +103,16 @@ impl Server {
             .map(|c| ldap::Directory::new(c.clone()))
             .collect::<Result<Vec<_>, _>>()
             .map_err(anyhow::Error::msg)?;
+        let providers = config
+            .oidc
+            .iter()
+            .map(|c| oidc::Provider::new(c.clone()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(anyhow::Error::msg)?;
         Ok(Preflight {
             metrics_key,
             directories,
+            providers,
         })
     }
 
@@ -113,6 +124,7 @@ impl Server {
         let Preflight {
             metrics_key,
             directories,
+            providers,
         } = Self::preflight(&config)?;
         create_private_dir(&config.data_dir).with_context(|| {
             format!("cannot create data directory {}", config.data_dir.display())
@@ -329,7 +341,7 @@ impl Server {
         let binding = std::sync::Arc::new(identity::BindingKey::load_or_create(
             &config.data_dir.join(identity::IDENTITY_KEY_FILE),
         )?);
-        let signin = signin::SignIn::new(
+        let mut signin = signin::SignIn::new(
             store,
             config.attempts.throttle(),
             &config.accounts,
@@ -338,11 +350,19 @@ impl Server {
             directories,
             edges,
         );
+        // The redirect URIs use the real port when listening on port 0.
+        let oidc_base = match &config.public_url {
+            Some(_) => config.base_url(),
+            None => format!("https://{https_addr}"),
+        };
+        signin.oidc = Arc::new(oidc::Oidc::new(providers, oidc_base));
+        let oidc_buttons = signin.oidc.buttons();
         let public = http::PublicSettings {
             settings: config.meeting.settings(),
             access_mode: config.access_policy().mode.to_string(),
             tokens: config.tokens.enabled,
             identity_key: binding.public_b64(),
+            oidc: oidc_buttons,
         };
         let app = http::router(conf_tx.clone(), limits, signin, admin, public, monitor);
         let accept = tokio::spawn(accept_loop(listener, tls, app, https_turn));

@@ -64,12 +64,17 @@ impl Owner {
     fn of(purpose: Purpose, from: IpAddr) -> Owner {
         match (purpose, from) {
             (Purpose::Register(id), _) => Owner::Account(id),
-            (Purpose::SignIn, IpAddr::V6(v6)) => {
-                let bits = u128::from(v6) & !((1u128 << 64) - 1);
-                Owner::Net(IpAddr::V6(bits.into()))
-            }
-            (Purpose::SignIn, v4) => Owner::Net(v4),
+            (Purpose::SignIn, addr) => Owner::Net(net_of(addr)),
         }
+    }
+}
+
+/// The network an address counts as for per-owner caps: IPv4 itself, IPv6 cut to its /64
+/// (one subscriber's usual allocation).
+pub fn net_of(addr: IpAddr) -> IpAddr {
+    match addr {
+        IpAddr::V6(v6) => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
+        v4 => v4,
     }
 }
 

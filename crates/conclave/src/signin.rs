@@ -48,6 +48,8 @@ pub struct SignIn {
     pub passkeys: Arc<crate::passkey::Ceremonies>,
     /// Signs account bindings of E2EE identities.
     pub binding: Arc<crate::identity::BindingKey>,
+    /// The `[[oidc]]` providers and their started sign-ins.
+    pub oidc: Arc<crate::oidc::Oidc>,
 }
 
 /// How long a half session lasts: time to open the app and type a code, or to enrol.
@@ -79,6 +81,7 @@ impl SignIn {
         SignIn {
             directories: Arc::new(directories),
             passkeys: Arc::default(),
+            oidc: Arc::default(),
             binding,
             store,
             mfa: accounts.mfa,
@@ -128,6 +131,21 @@ impl SignIn {
             .filter_map(Result::err)
             .max()?;
         drop(t);
+        Some(self.too_many(wait))
+    }
+
+    /// `Some(429 response)` while the address is throttled (sign-ins that name no account
+    /// before they succeed: OpenID Connect).
+    pub fn throttled_address(&self, addr: IpAddr) -> Option<Response> {
+        let wait = {
+            let mut t = self.throttle.lock().expect("throttle lock");
+            t.0.check(Instant::now(), &addr).err()?
+        };
+        Some(self.too_many(wait))
+    }
+
+    /// The 429 answer while throttled for `wait`.
+    fn too_many(&self, wait: std::time::Duration) -> Response {
         self.edges.counters.signin_throttled.inc();
         let mut r = error(
             StatusCode::TOO_MANY_REQUESTS,
@@ -140,7 +158,20 @@ impl SignIn {
         if let Ok(v) = HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
             r.headers_mut().insert(header::RETRY_AFTER, v);
         }
-        Some(r)
+        r
+    }
+
+    /// Count a failed attempt against the address only, and audit it.
+    pub fn failed_address(&self, addr: IpAddr, actor: String, why: String) {
+        self.edges.counters.signin_failure.inc();
+        self.audit("signin.failure", actor.clone(), addr, why);
+        let mut t = self.throttle.lock().expect("throttle lock");
+        t.0.fail(Instant::now(), &addr);
+        let a = t.0.failures(&addr);
+        drop(t);
+        if a == self.lockout_after {
+            self.audit("signin.lockout", actor, addr, "address locked out".into());
+        }
     }
 
     /// Count a failed attempt (password or second factor) against the address and the name,
@@ -503,6 +534,18 @@ impl SignIn {
             display_name: found.display_name,
             role,
         };
+        self.external_sign_in(who, addr).await
+    }
+
+    /// A directory or an OpenID provider vouched for `who`: create or update its account
+    /// and open the session (a half session when a second factor is due).
+    pub async fn external_sign_in(
+        &self,
+        who: conclave_store::ExternalIdentity,
+        addr: IpAddr,
+    ) -> Response {
+        let actor = format!("account:{}", who.username);
+        let source = who.source.clone();
         let store = self.store.clone();
         let mfa = self.mfa;
         let outcome = tokio::task::spawn_blocking(move || {
@@ -514,21 +557,17 @@ impl SignIn {
         .await;
         match outcome {
             Ok(Ok((account, session, standing))) => {
-                self.session_response(&account, &session, standing, addr, &d.source())
+                self.session_response(&account, &session, standing, addr, &source)
             }
             Ok(Err(conclave_store::ExternalError::Store(e))) => internal("sign-in", &e),
             Ok(Err(why)) => {
-                self.audit(
-                    "signin.failure",
-                    actor,
-                    addr,
-                    format!("{}: {why}", d.source()),
-                );
+                self.audit("signin.failure", actor, addr, format!("{source}: {why}"));
                 let message = match &why {
                     conclave_store::ExternalError::NameTaken { .. }
                     | conclave_store::ExternalError::Username(_) => {
-                        "your directory user name cannot be used here (it is taken by \
-                         another account or breaks the user-name rules); ask the administrator"
+                        "your user name from the sign-in directory or provider cannot be used \
+                         here (it is taken by another account or breaks the user-name rules); \
+                         ask the administrator"
                     }
                     _ => "this account is disabled or expired here; ask the administrator",
                 };
@@ -572,7 +611,8 @@ pub async fn whoami(State(si): State<SignIn>, headers: HeaderMap) -> Response {
     }
 }
 
-/// `DELETE /api/session`.
+/// `DELETE /api/session`: 204, or 200 `{"logout": URL}` for an account from an OpenID
+/// provider that offers RP-initiated logout.
 pub async fn sign_out(
     State(si): State<SignIn>,
     headers: HeaderMap,
@@ -581,11 +621,33 @@ pub async fn sign_out(
     if let Some(r) = foreign_origin(&headers, &uri) {
         return r;
     }
+    let mut source = None;
     if let Some(token) = crate::http::cookie(&headers, SESSION_COOKIE).map(str::to_owned) {
         let store = si.store.clone();
-        let _ = tokio::task::spawn_blocking(move || store.revoke_session(&token)).await;
+        source = tokio::task::spawn_blocking(move || {
+            let now = conclave_store::OffsetDateTime::now_utc();
+            let source = store
+                .session(&token, now)
+                .ok()
+                .flatten()
+                .map(|(a, _)| a.source);
+            let _ = store.revoke_session(&token);
+            source
+        })
+        .await
+        .ok()
+        .flatten();
     }
-    let mut r = StatusCode::NO_CONTENT.into_response();
+    // An account from an OpenID provider also ends the provider's session, if it offers
+    // RP-initiated logout: the page goes there next.
+    let logout = match source {
+        Some(s) if s.starts_with("oidc:") => si.oidc.logout_url(&s).await,
+        _ => None,
+    };
+    let mut r = match logout {
+        Some(url) => Json(json!({ "logout": url })).into_response(),
+        None => StatusCode::NO_CONTENT.into_response(),
+    };
     r.headers_mut()
         .insert(header::SET_COOKIE, session_cookie("", 0));
     r

@@ -268,7 +268,8 @@ impl TokenConfig {
             return Err(invalid("jwks_ca_file", "only used with jwks_url"));
         }
         if let Some(url) = &self.jwks_url {
-            crate::jwks_fetch::JwksUrl::parse(url).map_err(|reason| invalid("jwks_url", reason))?;
+            crate::jwks_fetch::HttpsUrl::parse(url)
+                .map_err(|reason| invalid("jwks_url", reason))?;
         }
         Ok(())
     }

@@ -5,10 +5,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use http_body_util::{BodyExt, Empty, Limited};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Bytes;
-use hyper::header::{ACCEPT, CONTENT_LENGTH, HOST, USER_AGENT};
-use hyper::{Request, StatusCode, Uri};
+use hyper::header::{ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HOST, USER_AGENT};
+use hyper::{Method, Request, Uri};
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
@@ -45,17 +45,17 @@ pub enum JwksFetchError {
 }
 
 /// A parsed `https` URL.
-#[derive(Debug, Clone)]
-pub(crate) struct JwksUrl {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpsUrl {
     host: String,
     port: u16,
     authority: String,
     path: String,
 }
 
-impl JwksUrl {
+impl HttpsUrl {
     /// Parse and check an `https://host[:port]/path` URL.
-    pub(crate) fn parse(url: &str) -> Result<JwksUrl, String> {
+    pub fn parse(url: &str) -> Result<HttpsUrl, String> {
         let uri: Uri = url
             .parse()
             .map_err(|e| format!("{url:?} is not a URL ({e})"))?;
@@ -75,7 +75,7 @@ impl JwksUrl {
         if host.is_empty() {
             return Err(format!("{url:?} has no host"));
         }
-        Ok(JwksUrl {
+        Ok(HttpsUrl {
             host: host.to_string(),
             port: authority.port_u16().unwrap_or(443),
             authority: authority.as_str().to_string(),
@@ -85,11 +85,132 @@ impl JwksUrl {
                 .unwrap_or_else(|| "/".to_string()),
         })
     }
+
+    /// `scheme://authority`, the origin of the URL.
+    pub fn origin(&self) -> String {
+        format!("https://{}", self.authority)
+    }
+}
+
+/// Why a bounded HTTPS request failed. The messages name no setting; callers say which.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HttpsError {
+    /// The whole request took longer than its timeout (seconds).
+    #[error("took longer than {0} s")]
+    Timeout(u64),
+    /// DNS or TCP connect failed.
+    #[error("cannot connect: {0}")]
+    Connect(String),
+    /// The TLS handshake failed (e.g. an untrusted certificate).
+    #[error("TLS failed: {0}")]
+    Tls(String),
+    /// The HTTP exchange failed.
+    #[error("HTTP failed: {0}")]
+    Http(String),
+    /// The body is larger than the limit (bytes).
+    #[error("sent more than {0} bytes")]
+    TooLarge(usize),
+}
+
+/// One HTTPS request: GET without a body, or POST with a form body. Redirects are not
+/// followed; the caller sees the status.
+#[derive(Debug, Clone)]
+pub struct HttpsRequest<'a> {
+    /// The URL.
+    pub url: &'a HttpsUrl,
+    /// The `Accept` header.
+    pub accept: &'static str,
+    /// `Authorization`, if any.
+    pub authorization: Option<String>,
+    /// An `application/x-www-form-urlencoded` body: the request is a POST.
+    pub form: Option<String>,
+}
+
+/// Send `request` over `tls` within `timeout` (DNS, connect, TLS, request and body), taking
+/// at most `max_bytes` of body. The status and the body.
+pub async fn https_request(
+    tls: &TlsConnector,
+    request: HttpsRequest<'_>,
+    timeout: Duration,
+    max_bytes: usize,
+) -> Result<(u16, Vec<u8>), HttpsError> {
+    match tokio::time::timeout(timeout, unbounded(tls, request, max_bytes)).await {
+        Ok(r) => r,
+        Err(_) => Err(HttpsError::Timeout(timeout.as_secs())),
+    }
+}
+
+async fn unbounded(
+    tls: &TlsConnector,
+    request: HttpsRequest<'_>,
+    max_bytes: usize,
+) -> Result<(u16, Vec<u8>), HttpsError> {
+    let url = request.url;
+    let tcp = TcpStream::connect((url.host.as_str(), url.port))
+        .await
+        .map_err(|e| HttpsError::Connect(e.to_string()))?;
+    let name = ServerName::try_from(url.host.clone())
+        .map_err(|e| HttpsError::Tls(format!("invalid server name: {e}")))?;
+    let tls = tls
+        .connect(name, tcp)
+        .await
+        .map_err(|e| HttpsError::Tls(e.to_string()))?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .map_err(|e| HttpsError::Http(e.to_string()))?;
+    let _conn = AbortOnDrop(tokio::spawn(async move {
+        let _ = conn.await;
+    }));
+    let method = if request.form.is_some() {
+        Method::POST
+    } else {
+        Method::GET
+    };
+    let mut builder = Request::builder()
+        .method(method)
+        .uri(url.path.as_str())
+        .header(HOST, url.authority.as_str())
+        .header(ACCEPT, request.accept)
+        .header(USER_AGENT, "conclave");
+    if let Some(a) = &request.authorization {
+        builder = builder.header(AUTHORIZATION, a.as_str());
+    }
+    if request.form.is_some() {
+        builder = builder.header(CONTENT_TYPE, "application/x-www-form-urlencoded");
+    }
+    let body = Full::new(Bytes::from(request.form.unwrap_or_default()));
+    let http_request = builder
+        .body(body)
+        .map_err(|e| HttpsError::Http(e.to_string()))?;
+    let response = sender
+        .send_request(http_request)
+        .await
+        .map_err(|e| HttpsError::Http(e.to_string()))?;
+    let status = response.status().as_u16();
+    let declared = response
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max_bytes as u64) {
+        return Err(HttpsError::TooLarge(max_bytes));
+    }
+    let body = Limited::new(response.into_body(), max_bytes)
+        .collect()
+        .await
+        .map_err(|e| {
+            if e.is::<http_body_util::LengthLimitError>() {
+                HttpsError::TooLarge(max_bytes)
+            } else {
+                HttpsError::Http(e.to_string())
+            }
+        })?;
+    Ok((status, body.to_bytes().to_vec()))
 }
 
 /// Fetches one URL with fixed limits and trust roots.
 pub(crate) struct JwksFetcher {
-    url: JwksUrl,
+    url: HttpsUrl,
     timeout: Duration,
     max_bytes: usize,
     tls: TlsConnector,
@@ -107,7 +228,7 @@ impl Drop for AbortOnDrop {
 impl JwksFetcher {
     /// Build from a validated config with `jwks_url` set.
     pub(crate) fn new(config: &TokenConfig, url: &str) -> Result<JwksFetcher, ConfigError> {
-        let url = JwksUrl::parse(url).map_err(|r| crate::config::invalid("jwks_url", r))?;
+        let url = HttpsUrl::parse(url).map_err(|r| crate::config::invalid("jwks_url", r))?;
         let tls = client_tls(config.jwks_ca_file.as_deref()).map_err(|e| match e {
             ClientTlsError::CaFile { path, reason } => ConfigError::BadKey {
                 key: "jwks_ca_file",
@@ -133,62 +254,21 @@ impl JwksFetcher {
 
     /// Fetch the body, within the timeout and size limit.
     pub(crate) async fn fetch(&self) -> Result<Vec<u8>, JwksFetchError> {
-        match tokio::time::timeout(self.timeout, self.fetch_unbounded()).await {
-            Ok(r) => r,
-            Err(_) => Err(JwksFetchError::Timeout(self.timeout.as_secs())),
+        let request = HttpsRequest {
+            url: &self.url,
+            accept: "application/jwk-set+json, application/json",
+            authorization: None,
+            form: None,
+        };
+        match https_request(&self.tls, request, self.timeout, self.max_bytes).await {
+            Ok((200, body)) => Ok(body),
+            Ok((status, _)) => Err(JwksFetchError::Status(status)),
+            Err(HttpsError::Timeout(s)) => Err(JwksFetchError::Timeout(s)),
+            Err(HttpsError::Connect(e)) => Err(JwksFetchError::Connect(e)),
+            Err(HttpsError::Tls(e)) => Err(JwksFetchError::Tls(e)),
+            Err(HttpsError::Http(e)) => Err(JwksFetchError::Http(e)),
+            Err(HttpsError::TooLarge(n)) => Err(JwksFetchError::TooLarge(n)),
         }
-    }
-
-    async fn fetch_unbounded(&self) -> Result<Vec<u8>, JwksFetchError> {
-        let url = &self.url;
-        let tcp = TcpStream::connect((url.host.as_str(), url.port))
-            .await
-            .map_err(|e| JwksFetchError::Connect(e.to_string()))?;
-        let name = ServerName::try_from(url.host.clone())
-            .map_err(|e| JwksFetchError::Tls(format!("invalid server name: {e}")))?;
-        let tls = self
-            .tls
-            .connect(name, tcp)
-            .await
-            .map_err(|e| JwksFetchError::Tls(e.to_string()))?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-            .await
-            .map_err(|e| JwksFetchError::Http(e.to_string()))?;
-        let _conn = AbortOnDrop(tokio::spawn(async move {
-            let _ = conn.await;
-        }));
-        let request = Request::get(url.path.as_str())
-            .header(HOST, url.authority.as_str())
-            .header(ACCEPT, "application/jwk-set+json, application/json")
-            .header(USER_AGENT, "conclave")
-            .body(Empty::<Bytes>::new())
-            .map_err(|e| JwksFetchError::Http(e.to_string()))?;
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|e| JwksFetchError::Http(e.to_string()))?;
-        if response.status() != StatusCode::OK {
-            return Err(JwksFetchError::Status(response.status().as_u16()));
-        }
-        let declared = response
-            .headers()
-            .get(CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|n| n > self.max_bytes as u64) {
-            return Err(JwksFetchError::TooLarge(self.max_bytes));
-        }
-        let body = Limited::new(response.into_body(), self.max_bytes)
-            .collect()
-            .await
-            .map_err(|e| {
-                if e.is::<http_body_util::LengthLimitError>() {
-                    JwksFetchError::TooLarge(self.max_bytes)
-                } else {
-                    JwksFetchError::Http(e.to_string())
-                }
-            })?;
-        Ok(body.to_bytes().to_vec())
     }
 }
 

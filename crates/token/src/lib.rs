@@ -30,7 +30,9 @@ pub use config::{ConfigError, MIN_SECRET_BYTES, Secret, TokenAlgorithm, TokenCon
 pub use error::TokenError;
 pub use id_token::{IdTokenError, IdTokenExpect, IdTokenKeys, MAX_ID_TOKEN_BYTES, verify_id_token};
 pub use identity::{RoomScope, TokenIdentity, check_room};
-pub use jwks_fetch::{ClientTlsError, JwksFetchError, client_tls};
+pub use jwks_fetch::{
+    ClientTlsError, HttpsError, HttpsRequest, HttpsUrl, JwksFetchError, client_tls, https_request,
+};
 pub use keys::{MAX_JWKS_KEYS, MIN_RSA_BITS};
 pub use mint::{LinkError, MintError, MintRequest, TokenMinter, invite_link, mint};
 pub use verify::{JWKS_RETRY, TokenVerifier};
