@@ -2,7 +2,7 @@
 //! account's identity on the WebSocket, sign-out, throttled guessing, and `user list`
 //! showing the last login.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

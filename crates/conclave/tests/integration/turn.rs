@@ -3,7 +3,7 @@
 //! forged, missing and revoked ones are refused; relays reach only the media address; and
 //! malformed STUN/TURN floods leave a running meeting alone.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::process::Command;

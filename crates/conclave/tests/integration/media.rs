@@ -1,7 +1,7 @@
 //! Media-plane integration tests: the server in-process on ports 0, headless participants
 //! (str0m clients) over real UDP on loopback.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

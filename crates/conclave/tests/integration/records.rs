@@ -3,7 +3,7 @@
 //! privacy promise (a whole meeting leaves no name, chat text or client address outside the
 //! connection log, in any log line or any file), and metrics that are never public.
 
-mod common;
+use crate::common;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};

@@ -4,7 +4,7 @@
 //! A moderator can reset the group (`mls_reset`); messages for the old group are refused.
 //! The MLS content itself is opaque here: the browser tests and tests/web check the crypto.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

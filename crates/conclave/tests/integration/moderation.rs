@@ -2,7 +2,7 @@
 //! hard mute checked at the packet level with real UDP media, and every moderator learning
 //! of a mute another moderator made.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

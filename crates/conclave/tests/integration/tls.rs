@@ -2,7 +2,7 @@
 //! testssl.sh) on the HTTPS and TURN-TLS ports, certificate files reloaded without a restart,
 //! the port-80 listener, and the security headers.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;

@@ -1,7 +1,7 @@
 //! A small load-generator run against the in-process server: 2 rooms × 3 participants for a
 //! few seconds, every stream delivered, nothing lost.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! Chat and raised hands over raw WebSockets: room messages reach everyone else, private
 //! messages only their addressee; nothing about chat is kept by the server.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
@@ -23,7 +23,7 @@ async fn no_chat(s: &mut RawSocket) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn room_chat_reaches_everyone_and_private_chat_only_its_addressee() {
-    // Plain-text chat exists only where end-to-end encryption is off (tests/e2ee.rs covers
+    // Plain-text chat exists only where end-to-end encryption is off (e2ee.rs covers
     // the encrypted form and the refusal of `text` by default).
     let srv = start(|c| c.meeting.e2ee = E2eeMode::Off).await;
     let (mut a, a_id) = join_raw(&srv.url, "Ada").await;

@@ -1,7 +1,7 @@
 //! Which video reaches whom: last-N by most recent speaker, and `receive_video`. The server
 //! in-process on ports 0, headless participants over real UDP on loopback.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::time::Duration;

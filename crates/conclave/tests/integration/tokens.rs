@@ -1,7 +1,7 @@
 //! Invitation tokens end to end: a real server with `[tokens]` on, tokens minted with the
 //! configured secret, joins over a raw WebSocket; and the `conclave token` command.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, SystemTime};
 

@@ -3,7 +3,7 @@
 //! groups mapped to roles, refused outside the allowed groups, filter injection finds
 //! nobody, empty passwords never reach the directory, and the HTTPS sign-in end to end.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

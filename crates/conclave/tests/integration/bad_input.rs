@@ -1,7 +1,7 @@
 //! Hostile and broken input over a raw WebSocket: each gets its documented error code, the
 //! connection is handled on purpose, and a meeting on the same server carries on.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! The admin REST API for room reservations over real HTTPS, with the room core closing the
 //! reserved room at the end of its window.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -4,7 +4,7 @@
 //! counter that does not move, a signature by another key, and a registration without a
 //! session are each refused.
 
-mod common;
+use crate::common;
 
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
