@@ -20,7 +20,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::second_factor::{Standing, no_session, view};
+use crate::second_factor::{full_view, no_session};
 use crate::signin::{SignIn, error, state_change_allowed};
 
 /// The binding key's file in the data directory (PKCS#8, 0600, made at first start).
@@ -117,10 +117,7 @@ pub async fn bind(
             "key must be base64url of a 32-byte Ed25519 public key",
         );
     };
-    let Some(v) = view(&si, headers)
-        .await
-        .filter(|v| v.standing == Standing::Full)
-    else {
+    let Some(v) = full_view(&si, headers).await else {
         return no_session();
     };
     let now = conclave_store::OffsetDateTime::now_utc().unix_timestamp();

@@ -291,16 +291,17 @@ impl Server {
         for r in &reservations {
             rooms_api::announce(&conf_tx, r);
         }
+        // Links and redirect URIs: the real port when listening on port 0.
+        let base_url = match &config.public_url {
+            Some(_) => config.base_url(),
+            None => format!("https://{https_addr}"),
+        };
         let admin = rooms_api::AdminApi {
             key: config.api.admin_key()?.map(Into::into),
             store: store.clone(),
             conf: conf_tx.clone(),
             recorder: recorder.clone(),
-            // The real port when listening on port 0.
-            base_url: match &config.public_url {
-                Some(_) => config.base_url(),
-                None => format!("https://{https_addr}"),
-            },
+            base_url: base_url.clone(),
         };
         // Expired sign-in sessions are refused anyway; this keeps the table from growing.
         let purge_store = store.clone();
@@ -350,12 +351,7 @@ impl Server {
             directories,
             edges,
         );
-        // The redirect URIs use the real port when listening on port 0.
-        let oidc_base = match &config.public_url {
-            Some(_) => config.base_url(),
-            None => format!("https://{https_addr}"),
-        };
-        signin.oidc = Arc::new(oidc::Oidc::new(providers, oidc_base));
+        signin.oidc = Arc::new(oidc::Oidc::new(providers, base_url));
         let oidc_buttons = signin.oidc.buttons();
         let public = http::PublicSettings {
             settings: config.meeting.settings(),

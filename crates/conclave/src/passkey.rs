@@ -25,7 +25,7 @@ use conclave_store::{AccountId, OffsetDateTime, Passkey, SessionFactor};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::second_factor::{Standing, actor, blocking, no_session, view};
+use crate::second_factor::{actor, blocking, full_view, no_session};
 use crate::signin::{SignIn, error, peer_ip, state_change_allowed};
 
 /// How long a challenge stays valid.
@@ -312,10 +312,7 @@ pub async fn registration_options(
     let Some((rp_id, _)) = rp_of(&headers) else {
         return no_host();
     };
-    let Some(v) = view(&si, headers)
-        .await
-        .filter(|v| v.standing == Standing::Full)
-    else {
+    let Some(v) = full_view(&si, headers).await else {
         return no_session();
     };
     if !v.account.is_local() {
@@ -395,10 +392,7 @@ pub async fn register(
         );
     };
     let addr = peer_ip(peer);
-    let Some(v) = view(&si, headers)
-        .await
-        .filter(|v| v.standing == Standing::Full)
-    else {
+    let Some(v) = full_view(&si, headers).await else {
         return no_session();
     };
     let checked = (|| {
@@ -675,10 +669,7 @@ pub async fn remove(
             "the passkey ID is not base64url",
         );
     };
-    let Some(v) = view(&si, headers)
-        .await
-        .filter(|v| v.standing == Standing::Full)
-    else {
+    let Some(v) = full_view(&si, headers).await else {
         return no_session();
     };
     let store = si.store.clone();

@@ -123,6 +123,14 @@ pub(crate) async fn view(si: &SignIn, headers: HeaderMap) -> Option<SessionView>
     blocking(move || si.session_for(&headers)).await.flatten()
 }
 
+/// The session behind the cookie if it is full (a half session waiting for its second
+/// factor is none).
+pub(crate) async fn full_view(si: &SignIn, headers: HeaderMap) -> Option<SessionView> {
+    view(si, headers)
+        .await
+        .filter(|v| v.standing == Standing::Full)
+}
+
 pub(crate) fn actor(a: &Account) -> String {
     format!("account:{}", a.username)
 }
