@@ -73,7 +73,21 @@ export const PERMISSIONS = /** @type {const} */ (['unmute', 'camera', 'screen', 
  * @property {boolean} signed_in Signed in rather than a guest.
  */
 
-/** Limits to check input against before sending. @typedef {{max_name_chars: number, max_chat_chars: number}} ClientLimits */
+/**
+ * Limits to check input against before sending (the server enforces them anyway).
+ * @typedef {{max_name_chars: number, max_chat_chars: number, max_file_bytes?: number, file_bytes_per_second?: number, max_files_in_flight?: number}} ClientLimits
+ */
+
+/**
+ * Collaboration messages (files), which the session passes through as they are: to the
+ * server with `sendCollab`, from it as `collab` events (docs/protocol.md, "Files").
+ * @typedef {{type: 'file_offer', file: string, size: number, text?: string, ciphertext?: string, to?: string}
+ *   | {type: 'file_chunk', file: string, seq: number, data: string, last: boolean}
+ *   | {type: 'file_cancel', file: string}} CollabClientMessage
+ * @typedef {{type: 'file_offer', from: string, file: string, size: number, text?: string, ciphertext?: string, private: boolean}
+ *   | {type: 'file_chunk', from: string, file: string, seq: number, data: string, last: boolean}
+ *   | {type: 'file_cancel', file: string, by: string, reason: 'cancelled' | 'left' | 'refused'}} CollabServerMessage
+ */
 
 /**
  * The room's end-to-end encryption policy and MLS group state, from `joined`.
@@ -156,7 +170,7 @@ export const PERMISSIONS = /** @type {const} */ (['unmute', 'camera', 'screen', 
  * @typedef {{type: 'error', code: string, message: string}} ErrorMessage
  * @typedef {{type: 'bye', reason: LeaveReason, message?: string}} ByeMessage
  * @typedef {{type: 'chat', from: string, text?: string, ciphertext?: string, private: boolean}} ChatRelayMessage
- * @typedef {MlsServerMessage | JoinedMessage | ParticipantJoinedMessage | ParticipantUpdatedMessage | ParticipantLeftMessage | OfferMessage | ErrorMessage | ByeMessage | ChatRelayMessage | LobbyMessage | KnockMessage | KnockWithdrawnMessage | RoomUpdatedMessage | SelfUpdatedMessage} ServerMessage
+ * @typedef {CollabServerMessage | MlsServerMessage | JoinedMessage | ParticipantJoinedMessage | ParticipantUpdatedMessage | ParticipantLeftMessage | OfferMessage | ErrorMessage | ByeMessage | ChatRelayMessage | LobbyMessage | KnockMessage | KnockWithdrawnMessage | RoomUpdatedMessage | SelfUpdatedMessage} ServerMessage
  */
 
 /**
@@ -169,7 +183,7 @@ export const PERMISSIONS = /** @type {const} */ (['unmute', 'camera', 'screen', 
  * @typedef {{type: 'chat', text?: string, ciphertext?: string, to?: string}} ChatMessage
  * @typedef {{type: 'raise_hand', raised: boolean}} RaiseHandMessage
  * @typedef {{type: 'receive_video', enabled: boolean}} ReceiveVideoMessage
- * @typedef {JoinMessage | AnswerMessage | PublishMessage | UnpublishMessage | LeaveMessage | ChatMessage | RaiseHandMessage | ReceiveVideoMessage | ModeratorMessage | MlsClientMessage} ClientMessage
+ * @typedef {JoinMessage | AnswerMessage | PublishMessage | UnpublishMessage | LeaveMessage | ChatMessage | RaiseHandMessage | ReceiveVideoMessage | ModeratorMessage | MlsClientMessage | CollabClientMessage} ClientMessage
  */
 
 /**
@@ -205,6 +219,7 @@ export const PERMISSIONS = /** @type {const} */ (['unmute', 'camera', 'screen', 
  *   A chat message from someone else: `text` in a room without E2EE, else `ciphertext` (an
  *   MLS application message the page decrypts).
  * @property {MlsServerMessage} mls A message of the MLS delivery service, in the server's order.
+ * @property {CollabServerMessage} collab A file offer, chunk or cancel, as the server sent it.
  * @property {RemoteTrack} trackadded Show or play this track in the participant's tile.
  * @property {RemoteTrack} trackremoved Stop showing or playing it.
  * @property {ProtocolError} error The server refused something, or negotiation failed.
@@ -299,6 +314,8 @@ export class ConclaveSession extends EventTarget {
   #room = null;
   /** @type {MeetingSettings} */
   #settings = {};
+  /** @type {Partial<ClientLimits>} */
+  #limits = {};
   /** @type {Role} */
   #role = 'participant';
   /** @type {Permissions} */
@@ -586,6 +603,26 @@ export class ConclaveSession extends EventTarget {
   }
 
   /**
+   * Send a collaboration message (a file offer, chunk or cancel) as it is.
+   * @param {CollabClientMessage} msg
+   * @returns {boolean} Whether it was sent.
+   */
+  sendCollab(msg) {
+    if (this.#state !== 'joined') return false;
+    return this.#send(msg);
+  }
+
+  /** Bytes queued on the socket and not yet sent (senders of large data wait for it). */
+  get bufferedAmount() {
+    return this.#ws?.bufferedAmount ?? 0;
+  }
+
+  /** The limits from `joined` (empty before). @returns {Partial<ClientLimits>} */
+  get limits() {
+    return this.#limits;
+  }
+
+  /**
    * Send a message to the MLS delivery service (`mls_group`, `mls_commit`).
    * @param {MlsClientMessage} msg
    * @returns {boolean} Whether it was sent.
@@ -656,6 +693,7 @@ export class ConclaveSession extends EventTarget {
     this.#id = msg.id;
     this.#room = msg.room;
     this.#settings = msg.settings ?? {};
+    this.#limits = msg.limits ?? {};
     this.#role = msg.role ?? 'participant';
     this.#permissions = msg.permissions ?? allPermissions(true);
     this.#roomState = msg.room_state ?? null;
@@ -778,6 +816,11 @@ export class ConclaveSession extends EventTarget {
         this.#emit('chat', { from: msg.from, text, ciphertext, private: msg.private === true });
         break;
       }
+      case 'file_offer':
+      case 'file_chunk':
+      case 'file_cancel':
+        this.#emit('collab', msg);
+        break;
       case 'mls_accepted':
       case 'mls_rejected':
       case 'mls_commit':

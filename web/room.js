@@ -17,6 +17,8 @@ import {
 import { MediaFailures, Reconnector, mediaFailureKey } from './reconnect.js';
 import { LocalDevices } from './devices.js';
 import { ChatPanel } from './chat.js';
+import { FilePanel } from './file-list.js';
+import { formatBytes } from './files.js';
 import { limitVideoHeight } from './media.js';
 import { onLocaleChange, t } from './i18n.js';
 import { roomLink } from './home.js';
@@ -162,6 +164,17 @@ export function showRoom(room) {
       unreadLabel: byId('chat-unread-label', HTMLSpanElement),
     },
     (text, to) => sendChat(text, to),
+  );
+  const files = new FilePanel(
+    { list: byId('file-list', HTMLUListElement), input: byId('file-input', HTMLInputElement), button: byId('file-send', HTMLButtonElement) },
+    {
+      recipient: () => byId('chat-to', HTMLSelectElement).value || null,
+      nameOf: (id) => roster.nameOf(id),
+      offered: (from, name, size, isPrivate) => {
+        const who = roster.nameOf(from) ?? t('someone');
+        if (chat.receive(who, t('fileOfferedChat', { name, size: formatBytes(size) }), isPrivate)) announce('chatNewMessage', { name: who });
+      },
+    },
   );
 
   const roster = new Roster(
@@ -355,7 +368,7 @@ export function showRoom(room) {
       updateJoinButtons();
       throw e;
     }
-    Object.assign(window, { conclave: { session: current, pc: current.pc, e2ee: encryption } });
+    Object.assign(window, { conclave: { session: current, pc: current.pc, e2ee: encryption, files } });
     for (const [source, track] of devices.tracks) {
       if (allowed(source)) current.setSource(source, track);
     }
@@ -467,6 +480,7 @@ export function showRoom(room) {
       roster.setSelfHand(raised);
       announce(raised ? 'youRaisedHand' : 'youLoweredHand');
     });
+    files.attach(current, e2ee);
     current.on('chat', (message) => {
       const from = roster.nameOf(message.from) ?? t('someone');
       /** @param {string} text @param {boolean} [isPrivate] */
@@ -680,6 +694,8 @@ export function showRoom(room) {
     if (inMeeting && !permissions.camera) reasons.push('cameraStoppedByModerator');
     if (inMeeting && !permissions.screen) reasons.push('screenStoppedByModerator');
     if (inMeeting && !permissions.chat) reasons.push('chatNotAllowed');
+    if (inMeeting && !permissions.files) reasons.push('filesNotAllowed');
+    files.setAllowed(!(inMeeting && !permissions.files));
     ui.toggles.microphone.disabled = !usable || (inMeeting && !permissions.unmute);
     ui.toggles.camera.disabled = !usable || (inMeeting && !permissions.camera);
     ui.screenButton.disabled = ui.view.dataset.connection !== 'connected' || (inMeeting && !permissions.screen);
@@ -910,6 +926,7 @@ export function showRoom(room) {
     drawConnection('connected');
     roster.clear();
     chat.clear();
+    files.detach();
     stopScreen(false);
     handRaised = false;
     handWanted = false;

@@ -288,6 +288,13 @@ test('private chat: only the addressee can open it, also after its own commit ch
   assert.equal(got.text, secret);
   assert.equal(got.private, true);
   assert.equal(got.senderMatches, true);
+  // purposes: a file offer (group or private) delivered as chat is refused, and the reverse
+  await assert.rejects(b.decryptChat('a', await a.encryptChat('{"name":"x"}', null, 'file')), /a file message delivered as chat/);
+  await assert.rejects(b.decryptChat('a', await a.encryptChat('{"name":"x"}', 'b', 'file')), /a file message delivered as chat/);
+  await assert.rejects(b.decryptChat('a', await a.encryptChat('hi'), 'file'), /a chat message delivered as file/);
+  const offer = await b.decryptChat('a', await a.encryptChat('{"name":"y"}', 'b', 'file'), 'file');
+  assert.equal(offer.text, '{"name":"y"}');
+  assert.equal(offer.private, true);
   // a group message is not private
   assert.equal((await b.decryptChat('a', await a.encryptChat('to all'))).private, false);
   // to someone without a leaf: a clear error

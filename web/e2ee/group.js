@@ -92,6 +92,12 @@ export const PRIVATE_CHAT_LABEL = 'conclave private chat';
  * a private envelope (UTF-8 JSON, see encryptChat) */
 export const CHAT_TO_GROUP = 0;
 export const CHAT_PRIVATE = 1;
+/** What an application message is for; its first byte is `2 * index + (private ? 1 : 0)`, so
+ * chat keeps 0 and 1. The receiver names the purpose it expects for the wire message that
+ * carried it: a file offer replayed by the server as chat (or the reverse) is refused.
+ * docs/architecture.md, "Collaboration inside the encrypted meeting". */
+export const PURPOSES = /** @type {const} */ (['chat', 'file', 'poll', 'notes', 'board', 'breakout']);
+/** @typedef {typeof PURPOSES[number]} Purpose */
 /** Own leaf HPKE private keys kept for private chat sealed in earlier epochs (as ts-mls keeps
  * the last 4 epochs' receiver secrets) */
 const LEAF_KEY_EPOCHS = 4;
@@ -563,17 +569,20 @@ export class E2eeGroup {
   /**
    * @param {string} text
    * @param {string | null} [to] a participant id: only that participant can read it
+   * @param {Purpose} [purpose] what it is for (the receiver checks it)
    * @returns {Promise<string>} base64 MLSMessage (PrivateMessage)
    */
-  encryptChat(text, to = null) {
+  encryptChat(text, to = null, purpose = 'chat') {
     return /** @type {Promise<string>} */ (this.#enqueue(async () => {
       const state = this.#state;
       if (!state) throw new Error('not a member of the E2EE group (yet): chat cannot be encrypted');
       const body = te.encode(text);
       let plaintext;
+      const kind = 2 * PURPOSES.indexOf(purpose);
+      if (kind < 0) throw new Error(`unknown application message purpose ${purpose}`);
       if (to === null) {
         plaintext = new Uint8Array(body.length + 1);
-        plaintext[0] = CHAT_TO_GROUP;
+        plaintext[0] = kind + CHAT_TO_GROUP;
         plaintext.set(body, 1);
       } else {
         const own = state.privatePath.leafIndex;
@@ -590,7 +599,7 @@ export class E2eeGroup {
         }
         const envelope = te.encode(JSON.stringify({ to, sealed }));
         plaintext = new Uint8Array(envelope.length + 1);
-        plaintext[0] = CHAT_PRIVATE;
+        plaintext[0] = kind + CHAT_PRIVATE;
         plaintext.set(envelope, 1);
       }
       const { newState, privateMessage } = await mls.createApplicationMessage(state, plaintext, this.#impl);
@@ -602,9 +611,10 @@ export class E2eeGroup {
   /**
    * @param {string} from the participant id the server says sent it
    * @param {string} b64 base64 MLSMessage
+   * @param {Purpose} [purpose] what the wire message that carried it is for
    * @returns {Promise<{text: string, private: boolean, epoch: number, sender: {leaf: number, participant: string, name: string}, senderMatches: boolean}>}
    */
-  decryptChat(from, b64) {
+  decryptChat(from, b64, purpose = 'chat') {
     return /** @type {Promise<any>} */ (this.#enqueue(async () => {
       const state = this.#state;
       if (!state) throw new Error('not a member of the E2EE group (yet): chat cannot be decrypted');
@@ -638,11 +648,15 @@ export class E2eeGroup {
       const plaintext = result.message;
       let text;
       let isPrivate = false;
-      if (plaintext[0] === CHAT_TO_GROUP) text = decodeUtf8(plaintext.subarray(1), 'chat plaintext');
-      else if (plaintext[0] === CHAT_PRIVATE) {
+      const kind = plaintext[0] ?? -1;
+      const sent = PURPOSES[kind >> 1];
+      if (sent === undefined) throw new Error(`application message of an unknown kind ${kind}`);
+      if (sent !== purpose) throw new Error(`a ${sent} message delivered as ${purpose}`);
+      if ((kind & 1) === CHAT_TO_GROUP) text = decodeUtf8(plaintext.subarray(1), 'chat plaintext');
+      else {
         isPrivate = true;
         text = await this.#openPrivate(plaintext.subarray(1), pm.groupId, Number(pm.epoch), senderData.leafIndex);
-      } else throw new Error(`chat plaintext of an unknown kind ${plaintext[0]}`);
+      }
       return {
         text,
         private: isPrivate,

@@ -337,21 +337,23 @@ export class MeetingE2ee {
   /**
    * @param {string} text
    * @param {string | null} [to] a participant id: sealed so that only they can read it
+   * @param {import('./group.js').Purpose} [purpose] chat, a file offer, …
    * @returns {Promise<string>}
    */
-  encrypt(text, to = null) {
+  encrypt(text, to = null, purpose = 'chat') {
     if (!this.#group) return Promise.reject(new Error('no E2EE group yet'));
-    return this.#group.encryptChat(text, to);
+    return this.#group.encryptChat(text, to, purpose);
   }
 
   /**
    * @param {string} from
    * @param {string} ciphertext
+   * @param {import('./group.js').Purpose} [purpose] what the wire message is for
    * @returns {Promise<{text: string, private: boolean, senderMatches: boolean}>}
    */
-  async decrypt(from, ciphertext) {
+  async decrypt(from, ciphertext, purpose = 'chat') {
     if (!this.#group) throw new Error('no E2EE group yet');
-    const m = await this.#group.decryptChat(from, ciphertext);
+    const m = await this.#group.decryptChat(from, ciphertext, purpose);
     return { text: m.text, private: m.private, senderMatches: m.senderMatches };
   }
 

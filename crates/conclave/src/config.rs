@@ -523,6 +523,13 @@ pub struct LimitsConfig {
     /// Base64 characters in one E2EE (MLS) field: a commit or a GroupInfo. A GroupInfo
     /// with the ratchet tree of 100 members is about 40 000. At most `max_message_bytes`.
     pub max_mls_chars: usize,
+    /// Bytes in one shared file; 0 turns file sharing off. Files are relayed encrypted,
+    /// never stored.
+    pub max_file_bytes: u64,
+    /// Files one participant may be sending at the same time.
+    pub max_files_in_flight: usize,
+    /// File bytes per second one connection may send (the page paces itself to it).
+    pub file_bytes_per_second: u64,
     /// Open WebSocket connections (joined or not).
     pub max_connections: usize,
 }
@@ -574,6 +581,9 @@ impl Default for LimitsConfig {
             max_name_chars: core.max_name_chars,
             max_chat_chars: core.max_chat_chars,
             max_mls_chars: core.max_mls_chars,
+            max_file_bytes: core.max_file_bytes,
+            max_files_in_flight: core.max_files_in_flight,
+            file_bytes_per_second: core.file_bytes_per_second,
             max_connections: 4000,
         }
     }
@@ -589,6 +599,9 @@ impl LimitsConfig {
             max_name_chars: self.max_name_chars,
             max_chat_chars: self.max_chat_chars,
             max_mls_chars: self.max_mls_chars,
+            max_file_bytes: self.max_file_bytes,
+            max_files_in_flight: self.max_files_in_flight,
+            file_bytes_per_second: self.file_bytes_per_second,
             messages_per_second: self.messages_per_second,
             message_burst: self.message_burst,
         }
@@ -661,6 +674,22 @@ impl Config {
         }
         if l.max_mls_chars < 1024 || l.max_mls_chars > l.max_message_bytes {
             bail!("limits.max_mls_chars must be between 1024 and limits.max_message_bytes");
+        }
+        // A full chunk of a file (64 KiB, encrypted, as base64 in JSON) is about 88 000 bytes.
+        let chunk_message = (conclave_proto::FILE_CHUNK_BYTES + 16).div_ceil(3) * 4 + 512;
+        if l.max_file_bytes > 0 {
+            if l.max_message_bytes < chunk_message {
+                bail!(
+                    "limits.max_message_bytes must be at least {chunk_message} while \
+                     limits.max_file_bytes > 0 (one file chunk), or set max_file_bytes = 0"
+                );
+            }
+            if l.file_bytes_per_second < chunk_message as u64 || l.max_files_in_flight == 0 {
+                bail!(
+                    "limits.file_bytes_per_second must be at least {chunk_message} and \
+                     limits.max_files_in_flight at least 1 while limits.max_file_bytes > 0"
+                );
+            }
         }
         if !(90..=2160).contains(&self.meeting.max_video_height) {
             bail!("meeting.max_video_height must be between 90 and 2160");

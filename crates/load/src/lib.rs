@@ -91,7 +91,7 @@ impl TestParticipant {
                     msg = sock.recv() => match msg {
                         Ok(Some(m)) => {
                             if let ServerMessage::Offer { .. } = &m {
-                                let _ = media_cmd.send(media::Command::ConclaveOffer(m.clone()));
+                                let _ = media_cmd.send(media::Command::ConclaveOffer(Box::new(m.clone())));
                             }
                             let mut o = obs.lock().expect("observer lock");
                             match &m {

@@ -67,7 +67,7 @@ impl Profile {
 /// Commands to the media thread.
 pub enum Command {
     /// A Conclave offer; the answer goes out on the WebSocket.
-    ConclaveOffer(ServerMessage),
+    ConclaveOffer(Box<ServerMessage>),
     /// Answer a raw SDP offer (Janus subscriber); the reply is the answer SDP.
     AcceptOffer(String, mpsc::Sender<Result<String>>),
     /// Make an offer with one send-only audio and one send-only video line (Janus publisher).
@@ -337,7 +337,7 @@ impl Session {
 
     fn on_command(&mut self, c: Command) {
         match c {
-            Command::ConclaveOffer(m) => self.on_conclave_offer(m),
+            Command::ConclaveOffer(m) => self.on_conclave_offer(*m),
             Command::AcceptOffer(sdp, reply) => {
                 let r = SdpOffer::from_sdp_string(&sdp)
                     .map_err(|e| anyhow!("bad offer: {e}"))

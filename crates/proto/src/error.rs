@@ -30,6 +30,9 @@ pub enum ErrorCode {
     InvalidSdp,
     /// A chat message that is empty or longer than `limits.max_chat_chars`.
     InvalidChat,
+    /// A file message (`file_offer`, `file_chunk`, `file_cancel`) that is malformed, too
+    /// large, out of order, or for a transfer that does not exist (or is not yours).
+    InvalidFile,
     /// An E2EE message (`mls_group`, `mls_commit`, encrypted chat) that is malformed or too
     /// large, or plain-text chat in a room that requires end-to-end encryption.
     InvalidE2ee,

@@ -186,6 +186,43 @@ pub enum ClientMessage {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         to: Option<ParticipantId>,
     },
+    /// Offer a file to the room, or with `to` to one participant only. The recipients are
+    /// fixed now: the chunks that follow reach those of them still present.
+    FileOffer {
+        /// The sender's ID for this transfer: 16 to 64 characters `A-Z a-z 0-9 _ -`, unique
+        /// among the room's transfers under way.
+        file: String,
+        /// The file's size in bytes, at most `limits.max_file_bytes`.
+        size: u64,
+        /// Name, type, size, SHA-256 and key as JSON, when the room is not end-to-end
+        /// encrypted. Exactly one of `text` and `ciphertext`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        text: Option<String>,
+        /// The same as an MLS application message (base64), when it is.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ciphertext: Option<String>,
+        /// Addressee of a private file; absent for the whole room.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to: Option<ParticipantId>,
+    },
+    /// One chunk of a file this connection offered, in order from `seq` 0.
+    FileChunk {
+        /// The transfer.
+        file: String,
+        /// The chunk's number: 0 for the first, one more for each next.
+        seq: u32,
+        /// The chunk encrypted with the file's key (base64), at most
+        /// [`FILE_CHUNK_BYTES`] + 16 bytes.
+        data: String,
+        /// Whether this is the last chunk (then the transfer is complete).
+        #[serde(default)]
+        last: bool,
+    },
+    /// Stop a transfer: the sender ends it for everyone, a recipient only for itself.
+    FileCancel {
+        /// The transfer.
+        file: String,
+    },
     /// E2EE: create the room's MLS group (epoch 0). Accepted only while the room has none.
     MlsGroup {
         /// The group's GroupInfo (base64 MLSMessage) for newcomers' external commits.
@@ -400,6 +437,15 @@ pub struct ClientLimits {
     pub max_name_chars: usize,
     /// Longest chat message, in characters.
     pub max_chat_chars: usize,
+    /// Largest file, in bytes.
+    #[serde(default)]
+    pub max_file_bytes: u64,
+    /// File bytes a connection may send per second (the sender paces its chunks to it).
+    #[serde(default)]
+    pub file_bytes_per_second: u64,
+    /// Files one participant may send at the same time.
+    #[serde(default)]
+    pub max_files_in_flight: usize,
 }
 
 impl ClientMessage {
@@ -412,6 +458,9 @@ impl ClientMessage {
             ClientMessage::Unpublish { .. } => "unpublish",
             ClientMessage::Leave {} => "leave",
             ClientMessage::Chat { .. } => "chat",
+            ClientMessage::FileOffer { .. } => "file_offer",
+            ClientMessage::FileChunk { .. } => "file_chunk",
+            ClientMessage::FileCancel { .. } => "file_cancel",
             ClientMessage::MlsGroup { .. } => "mls_group",
             ClientMessage::MlsCommit { .. } => "mls_commit",
             ClientMessage::MlsReset {} => "mls_reset",
@@ -598,6 +647,46 @@ pub enum ServerMessage {
         /// Whether it was sent to you alone.
         private: bool,
     },
+    /// A file offered by another participant; its chunks follow as `file_chunk`.
+    FileOffer {
+        /// The sender.
+        from: ParticipantId,
+        /// The transfer.
+        file: String,
+        /// Its size in bytes.
+        size: u64,
+        /// The offer, in a room without E2EE.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        text: Option<String>,
+        /// The offer as an MLS application message (base64), in an end-to-end encrypted room.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ciphertext: Option<String>,
+        /// Whether it was offered to you alone.
+        private: bool,
+    },
+    /// One chunk of a file offered to you, relayed as the sender sent it.
+    FileChunk {
+        /// The sender.
+        from: ParticipantId,
+        /// The transfer.
+        file: String,
+        /// The chunk's number.
+        seq: u32,
+        /// The encrypted chunk (base64).
+        data: String,
+        /// Whether it is the last.
+        last: bool,
+    },
+    /// A transfer ended before its last chunk (for you).
+    FileCancel {
+        /// The transfer.
+        file: String,
+        /// Whose doing: the sender, a recipient (to the sender: the last one who wanted it),
+        /// or the server (`refused`).
+        by: ParticipantId,
+        /// Why.
+        reason: FileEnd,
+    },
     /// E2EE: your `mls_group` or `mls_commit` was accepted; apply it. `epoch` is the new one.
     MlsAccepted {
         /// The group's epoch now.
@@ -646,6 +735,21 @@ pub enum ServerMessage {
     },
 }
 
+/// Why a file transfer ended early (`file_cancel`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileEnd {
+    /// The sender stopped it, or (told to the sender) every recipient did.
+    Cancelled,
+    /// The sender left the room.
+    Left,
+    /// The server refused a chunk (the `error` before says why) and ended the transfer.
+    Refused,
+}
+
+/// Bytes of plaintext in a full file chunk; the last may be shorter. The AES-GCM tag adds 16.
+pub const FILE_CHUNK_BYTES: usize = 64 * 1024;
+
 impl ServerMessage {
     /// Build an `error` message.
     pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
@@ -670,7 +774,7 @@ pub fn parse_client_message(text: &str) -> Result<ClientMessage, ProtocolError> 
             "a message needs a string field \"type\"",
         ));
     };
-    const KNOWN: [&str; 24] = [
+    const KNOWN: [&str; 27] = [
         "join",
         "answer",
         "publish",
@@ -695,6 +799,9 @@ pub fn parse_client_message(text: &str) -> Result<ClientMessage, ProtocolError> 
         "mls_group",
         "mls_commit",
         "mls_reset",
+        "file_offer",
+        "file_chunk",
+        "file_cancel",
     ];
     let Some(kind) = KNOWN.iter().copied().find(|k| *k == kind) else {
         let mut shown: String = kind.chars().take(40).collect();

@@ -282,7 +282,17 @@ fn actions() -> Vec<(&'static str, Option<ClientMessage>, Action)> {
             Some(ClientMessage::RaiseHand { raised: true }),
             Action::RaiseHand,
         ),
-        ("share file", None, Action::ShareFile),
+        (
+            "share file",
+            Some(ClientMessage::FileOffer {
+                file: "matrixfilematrix".into(),
+                size: 10,
+                text: None,
+                ciphertext: Some("aGk=".into()),
+                to: None,
+            }),
+            Action::ShareFile,
+        ),
         ("record", None, Action::Record),
         (
             "mute",

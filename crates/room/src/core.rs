@@ -2,11 +2,13 @@
 //!
 //! This file holds the state and the dispatch of messages; each concern is a module below:
 //! [`admission`] (join, lobby, leave), [`moderation`], [`media`] (sources, video
-//! selection, hands), [`chat`], [`e2ee`] (MLS delivery), and [`io`] (inputs and effects).
+//! selection, hands), [`chat`], [`files`], [`e2ee`] (MLS delivery), and [`io`] (inputs and
+//! effects).
 
 mod admission;
 mod chat;
 mod e2ee;
+mod files;
 mod io;
 mod media;
 mod moderation;
@@ -41,6 +43,8 @@ password, you can enter it instead.";
 #[derive(Debug)]
 struct Conn {
     bucket: TokenBucket,
+    /// File bytes this connection may send (`limits.file_bytes_per_second`).
+    file_bucket: TokenBucket,
     /// When we last told this connection it is rate limited (to not answer every dropped
     /// message with an error).
     last_rate_error: Option<Instant>,
@@ -88,6 +92,8 @@ struct Room {
     /// for: after a reset the epochs start again at 0, and without it a commit for the old
     /// group that was still on its way could win the same epoch number of the new one.
     mls_generation: u64,
+    /// File transfers under way, by the sender's transfer ID.
+    files: BTreeMap<String, files::Transfer>,
 }
 
 /// What the server keeps of a room's MLS group: never a key, only what orders commits and
@@ -115,6 +121,7 @@ impl Room {
             bans: BTreeSet::new(),
             mls: None,
             mls_generation: 0,
+            files: BTreeMap::new(),
         }
     }
 
@@ -284,10 +291,13 @@ impl RoomCore {
                     self.limits.message_burst,
                     now,
                 );
+                let file_rate = self.limits.file_bytes_per_second as f64;
+                let file_bucket = TokenBucket::new(file_rate, 2.0 * file_rate, now);
                 self.conns.insert(
                     conn,
                     Conn {
                         bucket,
+                        file_bucket,
                         last_rate_error: None,
                         room: None,
                         waiting: None,
@@ -303,10 +313,23 @@ impl RoomCore {
                 }
             }
             Input::Message(conn, msg) => {
+                // File chunks are limited by bytes, not messages; one over the byte rate
+                // counts as a message (so a flood of them is limited twice) and is refused.
+                if let ClientMessage::FileChunk { file, data, .. } = &msg
+                    && !self.take_file_bytes(now, conn, data.len())
+                {
+                    if self.admit(now, conn, &mut out) {
+                        self.file_over_rate(conn, file, &mut out);
+                    }
+                    return out;
+                }
                 // Answers are exempt: the server sends at most one offer at a time, so their
                 // number is bounded by the server itself, and dropping one would break the
                 // session. An answer without an outstanding offer is refused before parsing.
-                let exempt = matches!(msg, ClientMessage::Answer { .. });
+                let exempt = matches!(
+                    msg,
+                    ClientMessage::Answer { .. } | ClientMessage::FileChunk { .. }
+                );
                 if exempt || self.admit(now, conn, &mut out) {
                     self.on_message(now, conn, msg, &mut out);
                 }
@@ -460,6 +483,32 @@ impl RoomCore {
                 group_info,
                 out,
             ),
+            (
+                ClientMessage::FileOffer {
+                    file,
+                    size,
+                    text,
+                    ciphertext,
+                    to,
+                },
+                Some(room),
+            ) => {
+                if self.allowed(conn, &room, Action::ShareFile, out) {
+                    self.file_offer(conn, &room, file, size, text, ciphertext, to, out)
+                }
+            }
+            (
+                ClientMessage::FileChunk {
+                    file,
+                    seq,
+                    data,
+                    last,
+                },
+                Some(room),
+            ) => self.file_chunk(conn, &room, file, seq, data, last, out),
+            (ClientMessage::FileCancel { file }, Some(room)) => {
+                self.file_cancel(conn, &room, &file, out)
+            }
             (ClientMessage::RaiseHand { raised }, Some(room)) => {
                 self.raise_hand(conn, &room, raised, out)
             }

@@ -22,4 +22,6 @@ pub use rate::TokenBucket;
 #[cfg(test)]
 mod access_tests;
 #[cfg(test)]
+mod files_tests;
+#[cfg(test)]
 mod tests;

@@ -18,6 +18,13 @@ pub struct Limits {
     /// Base64 characters in one MLS field (`commit`, `group_info`). A GroupInfo with the
     /// ratchet tree of 100 members is about 40 000.
     pub max_mls_chars: usize,
+    /// Bytes in one file (`file_offer.size`); 0 turns file sharing off on the server.
+    pub max_file_bytes: u64,
+    /// Files one participant may be sending at the same time.
+    pub max_files_in_flight: usize,
+    /// File bytes (encrypted chunks) per second one connection may send; a burst of two
+    /// seconds' worth is allowed. File chunks do not count against `messages_per_second`.
+    pub file_bytes_per_second: u64,
     /// Sustained signalling messages per second per connection.
     pub messages_per_second: f64,
     /// Messages a connection may send in a burst above the sustained rate.
@@ -33,6 +40,9 @@ impl Default for Limits {
             max_name_chars: 64,
             max_chat_chars: 2000,
             max_mls_chars: 192 * 1024,
+            max_file_bytes: 32 * 1024 * 1024,
+            max_files_in_flight: 3,
+            file_bytes_per_second: 4 * 1024 * 1024,
             messages_per_second: 20.0,
             message_burst: 40.0,
         }

@@ -25,11 +25,16 @@ impl TokenBucket {
 
     /// Take one token if there is one. Time going backwards is treated as no time passing.
     pub fn try_take(&mut self, now: Instant) -> bool {
+        self.try_take_n(now, 1.0)
+    }
+
+    /// Take `n` tokens if there are that many (a byte budget, say).
+    pub fn try_take_n(&mut self, now: Instant, n: f64) -> bool {
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
         self.last = self.last.max(now);
         self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
+        if self.tokens >= n {
+            self.tokens -= n;
             true
         } else {
             false

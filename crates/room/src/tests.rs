@@ -10,21 +10,21 @@ use conclave_proto::{
 use crate::access::ModAction;
 use crate::{ConnId, Effect, Input, Limits, LogRecord, MediaCommand, Peer, RoomCore};
 
-const ROOM: &str = "roomroomroomroom01";
+pub(crate) const ROOM: &str = "roomroomroomroom01";
 
-struct Sim {
-    core: RoomCore,
+pub(crate) struct Sim {
+    pub(crate) core: RoomCore,
     now: Instant,
 }
 
 impl Sim {
-    fn new(limits: Limits) -> Self {
+    pub(crate) fn new(limits: Limits) -> Self {
         Sim {
             core: RoomCore::new(limits),
             now: Instant::now(),
         }
     }
-    fn without_e2ee(limits: Limits) -> Self {
+    pub(crate) fn without_e2ee(limits: Limits) -> Self {
         Sim {
             core: RoomCore::with_settings(
                 limits,
@@ -36,11 +36,11 @@ impl Sim {
             now: Instant::now(),
         }
     }
-    fn input(&mut self, i: Input) -> Vec<Effect> {
+    pub(crate) fn input(&mut self, i: Input) -> Vec<Effect> {
         self.now += Duration::from_millis(100);
         self.core.handle(self.now, i)
     }
-    fn join(&mut self, c: u64, room: &str, name: &str) -> Vec<Effect> {
+    pub(crate) fn join(&mut self, c: u64, room: &str, name: &str) -> Vec<Effect> {
         self.input(Input::Connected(ConnId(c), Peer::default()));
         self.input(Input::Message(
             ConnId(c),
@@ -53,12 +53,12 @@ impl Sim {
             },
         ))
     }
-    fn msg(&mut self, c: u64, m: ClientMessage) -> Vec<Effect> {
+    pub(crate) fn msg(&mut self, c: u64, m: ClientMessage) -> Vec<Effect> {
         self.input(Input::Message(ConnId(c), m))
     }
 }
 
-fn error_code(effects: &[Effect]) -> Option<ErrorCode> {
+pub(crate) fn error_code(effects: &[Effect]) -> Option<ErrorCode> {
     effects.iter().find_map(|e| match e {
         Effect::Send(_, ServerMessage::Error(err)) => Some(err.code),
         _ => None,
@@ -75,7 +75,7 @@ fn media(effects: &[Effect]) -> Vec<MediaCommand> {
         .collect()
 }
 
-fn sent_to(effects: &[Effect], c: u64) -> Vec<ServerMessage> {
+pub(crate) fn sent_to(effects: &[Effect], c: u64) -> Vec<ServerMessage> {
     effects
         .iter()
         .filter_map(|e| match e {

@@ -8,6 +8,7 @@ mod chat;
 mod cli;
 mod common;
 mod e2ee;
+mod files;
 mod ldap;
 mod load;
 mod media;

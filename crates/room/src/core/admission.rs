@@ -346,6 +346,9 @@ impl RoomCore {
                 limits: ClientLimits {
                     max_name_chars: self.limits.max_name_chars,
                     max_chat_chars: self.limits.max_chat_chars,
+                    max_file_bytes: self.limits.max_file_bytes,
+                    file_bytes_per_second: self.limits.file_bytes_per_second,
+                    max_files_in_flight: self.limits.max_files_in_flight,
                 },
                 e2ee: r.e2ee(self.settings.e2ee),
                 // The edge fills this in: credentials are minted outside the core.
@@ -453,6 +456,7 @@ impl RoomCore {
             return;
         };
         let me = conn.participant();
+        self.files_on_leave(&room_id, me, out);
         let Some(room) = self.rooms.get_mut(&room_id) else {
             return;
         };

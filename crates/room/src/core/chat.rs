@@ -19,53 +19,21 @@ impl RoomCore {
         let refuse = |out: &mut Vec<Effect>, code: ErrorCode, message: String| {
             out.push(Effect::Send(conn, ServerMessage::error(code, message)));
         };
-        let e2ee = self.settings.e2ee == E2eeMode::Required;
-        match (&text, &ciphertext) {
-            (Some(_), Some(_)) | (None, None) => {
+        let max = self.limits.max_chat_ciphertext_chars();
+        if let Err(e) = self.check_sealed(text.as_deref(), ciphertext.as_deref(), max, "chat") {
+            return out.push(Effect::Send(conn, ServerMessage::Error(e)));
+        }
+        if let Some(text) = &text {
+            let n = text.chars().count();
+            if text.trim().is_empty() || n > self.limits.max_chat_chars {
                 return refuse(
                     out,
                     ErrorCode::InvalidChat,
-                    "a chat message has exactly one of `text` and `ciphertext`".into(),
+                    format!(
+                        "a chat message has 1 to {} characters, this one has {n}",
+                        self.limits.max_chat_chars
+                    ),
                 );
-            }
-            (Some(_), None) if e2ee => {
-                return refuse(
-                    out,
-                    ErrorCode::InvalidE2ee,
-                    "this server requires end-to-end encryption: send chat as `ciphertext`, \
-                     never as `text`"
-                        .into(),
-                );
-            }
-            (None, Some(_)) if !e2ee => {
-                return refuse(
-                    out,
-                    ErrorCode::E2eeOff,
-                    "end-to-end encryption is off on this server: send chat as `text`".into(),
-                );
-            }
-            (Some(text), None) => {
-                let n = text.chars().count();
-                if text.trim().is_empty() || n > self.limits.max_chat_chars {
-                    return refuse(
-                        out,
-                        ErrorCode::InvalidChat,
-                        format!(
-                            "a chat message has 1 to {} characters, this one has {n}",
-                            self.limits.max_chat_chars
-                        ),
-                    );
-                }
-            }
-            (None, Some(c)) => {
-                let max = self.limits.max_chat_ciphertext_chars();
-                if let Err(why) = check_base64(c, max) {
-                    return refuse(
-                        out,
-                        ErrorCode::InvalidE2ee,
-                        format!("chat `ciphertext` {why}"),
-                    );
-                }
             }
         }
         let Some(room) = self.rooms.get(room_id) else {
@@ -92,5 +60,45 @@ impl RoomCore {
                 }
             }
         }
+    }
+
+    /// What chat and file offers have in common: exactly one of `text` (rooms without E2EE)
+    /// and `ciphertext` (an MLS application message of at most `max` base64 characters, in
+    /// rooms with E2EE).
+    pub(super) fn check_sealed(
+        &self,
+        text: Option<&str>,
+        ciphertext: Option<&str>,
+        max: usize,
+        what: &str,
+    ) -> Result<(), ProtocolError> {
+        let e2ee = self.settings.e2ee == E2eeMode::Required;
+        let (code, message) = match (text, ciphertext) {
+            (Some(_), Some(_)) | (None, None) => (
+                if what == "chat" {
+                    ErrorCode::InvalidChat
+                } else {
+                    ErrorCode::InvalidFile
+                },
+                format!("a {what} message has exactly one of `text` and `ciphertext`"),
+            ),
+            (Some(_), None) if e2ee => (
+                ErrorCode::InvalidE2ee,
+                format!(
+                    "this server requires end-to-end encryption: send the {what} as \
+                     `ciphertext`, never as `text`"
+                ),
+            ),
+            (None, Some(_)) if !e2ee => (
+                ErrorCode::E2eeOff,
+                format!("end-to-end encryption is off on this server: send the {what} as `text`"),
+            ),
+            (Some(_), None) => return Ok(()),
+            (None, Some(c)) => match check_base64(c, max) {
+                Ok(()) => return Ok(()),
+                Err(why) => (ErrorCode::InvalidE2ee, format!("{what} `ciphertext` {why}")),
+            },
+        };
+        Err(ProtocolError::new(code, message))
     }
 }
